@@ -1,0 +1,178 @@
+"""Weights and their manifest: one loader builds model + preprocessing from a manifest entry.
+
+A checkpoint is a plain state dict (`torch.save(model.state_dict())`). Its manifest entry carries all
+else: architecture, classes, preprocessing, metrics and where they come from, the training command,
+and the file's sha256. Nothing is unpickled before the checksum passes, and then only with
+`weights_only=True`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .model import ShuffleNetConfig, ShuffleNetV1, with_shuffle
+from .preprocess import Preprocessing
+
+# The shipped weights; SHUFFLENET_LENS_WEIGHTS points the app and CLI at another folder (same rules apply).
+WEIGHTS_DIR = Path(os.environ.get("SHUFFLENET_LENS_WEIGHTS") or Path(__file__).resolve().parent.parent / "weights")
+MANIFEST_NAME = "manifest.json"
+MANIFEST_FORMAT = 1
+
+
+class WeightsError(Exception):
+    """A checkpoint or the manifest cannot be trusted or used; the message names the file and what to do."""
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A verified model in eval mode with everything the manifest says about it. Treat it as read-only."""
+
+    name: str
+    model: ShuffleNetV1
+    preprocessing: Preprocessing
+    classes: tuple[str, ...]
+    entry: dict
+
+    @property
+    def groups(self) -> int:
+        return self.model.config.groups
+
+    @property
+    def label(self) -> str:
+        """A short human name such as 'CIFAR-10 g=3 (1x)'."""
+        c = self.model.config
+        shuffle = "" if c.shuffle else ", shuffle off"
+        return f"{self.entry.get('dataset', '?')} g={c.groups} ({c.width:g}x{shuffle})"
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_manifest(weights_dir: Path = WEIGHTS_DIR) -> dict[str, dict]:
+    """The manifest's model entries by name; an absent manifest is an empty one."""
+    path = Path(weights_dir) / MANIFEST_NAME
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+        models = data["models"]
+        if not isinstance(models, dict) or not all(isinstance(e, dict) for e in models.values()):
+            raise TypeError("'models' must map names to entries")
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise WeightsError(f"{path} is not a valid weights manifest ({error}): restore it with "
+                           f"`git checkout {path.name}` in {path.parent}") from error
+    return models
+
+
+def write_manifest_entry(name: str, entry: dict, weights_dir: Path = WEIGHTS_DIR) -> None:
+    """Add or replace one entry; the manifest is replaced atomically so readers never see half a file."""
+    weights_dir = Path(weights_dir)
+    models = read_manifest(weights_dir)
+    models[name] = entry
+    text = json.dumps({"format": MANIFEST_FORMAT, "models": dict(sorted(models.items()))}, indent=1) + "\n"
+    handle, temp = tempfile.mkstemp(dir=weights_dir, prefix=".manifest-", suffix=".tmp")
+    with os.fdopen(handle, "w") as out:
+        out.write(text)
+    os.replace(temp, weights_dir / MANIFEST_NAME)
+
+
+def checkpoint_path(entry: dict, name: str, weights_dir: Path = WEIGHTS_DIR) -> Path:
+    """The entry's file, refusing any path that leaves the weights folder."""
+    weights_dir = Path(weights_dir).resolve()
+    file = entry.get("file")
+    if not isinstance(file, str) or not file:
+        raise WeightsError(f"manifest entry {name!r} names no file: fix {weights_dir / MANIFEST_NAME}")
+    path = (weights_dir / file).resolve()
+    if path.parent != weights_dir:
+        raise WeightsError(f"manifest entry {name!r} points outside {weights_dir} ({file!r}); refusing to load "
+                           f"it: checkpoints must sit directly in the weights folder")
+    return path
+
+
+def _retrain_hint(entry: dict) -> str:
+    command = entry.get("training", {}).get("command")
+    return f" or retrain it with `{command}`" if command else ""
+
+
+def config_from_entry(entry: dict) -> ShuffleNetConfig:
+    """The architecture a manifest entry describes."""
+    arch = entry["architecture"]
+    return ShuffleNetConfig(groups=int(arch["groups"]), width=float(arch["width"]),
+                            num_classes=len(entry["classes"]), shuffle=bool(arch.get("shuffle", True)))
+
+
+def load_model(name: str, weights_dir: Path = WEIGHTS_DIR, shuffle: bool | None = None) -> LoadedModel:
+    """Build the named model from its manifest entry after verifying the file's sha256.
+
+    `shuffle=False` gives the same weights with channel shuffle switched off (Table 3 ablation).
+    """
+    models = read_manifest(weights_dir)
+    if name not in models:
+        known = ", ".join(sorted(models)) or "none"
+        raise WeightsError(f"no model named {name!r} in {Path(weights_dir) / MANIFEST_NAME} (known: {known})")
+    entry = models[name]
+    path = checkpoint_path(entry, name, weights_dir)
+    if not path.exists():
+        raise WeightsError(f"{path} is missing: restore it with `git checkout weights/{path.name}`"
+                           f"{_retrain_hint(entry)}")
+    if sha256_file(path) != entry.get("sha256"):
+        raise WeightsError(f"{path} does not match the sha256 in the manifest (truncated, altered or swapped); "
+                           f"it was not loaded. Restore it with `git checkout weights/{path.name}`"
+                           f"{_retrain_hint(entry)}")
+    try:
+        config = config_from_entry(entry)
+        preprocessing = Preprocessing.from_dict(entry["preprocessing"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise WeightsError(f"manifest entry {name!r} is incomplete or invalid ({error})") from error
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # unpickling errors come in many types
+        raise WeightsError(f"{path} is not a loadable state dict ({error}); restore it with "
+                           f"`git checkout weights/{path.name}`") from error
+    model = ShuffleNetV1(config)
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError, AttributeError) as error:
+        raise WeightsError(f"{path} does not fit the architecture in its manifest entry (g={config.groups}, "
+                           f"width {config.width:g}, {config.num_classes} classes): {str(error)[:300]}") from error
+    model = freeze(model)
+    if shuffle is not None and shuffle != config.shuffle:
+        model = freeze(with_shuffle(model, shuffle))
+    return LoadedModel(name, model, preprocessing, tuple(entry["classes"]), entry)
+
+
+def freeze(model: nn.Module) -> nn.Module:
+    """Eval mode, no parameter gradients: a model that many sessions can share."""
+    model.eval()
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    return model
+
+
+def load_all(weights_dir: Path = WEIGHTS_DIR) -> tuple[dict[str, LoadedModel], dict[str, str]]:
+    """Every model of the manifest that verifies, and a message for each that does not."""
+    loaded, problems = {}, {}
+    try:
+        names = list(read_manifest(weights_dir))
+    except WeightsError as error:
+        return {}, {MANIFEST_NAME: str(error)}
+    for name in names:
+        try:
+            loaded[name] = load_model(name, weights_dir)
+        except WeightsError as error:
+            problems[name] = str(error)
+    return loaded, problems
