@@ -1,0 +1,1 @@
+"""Plotly figures built from the data that the computation modules return (no Streamlit here)."""
