@@ -2,23 +2,29 @@
 
 from __future__ import annotations
 
-import os
-
 import torch
 
-_configured = False
+# One intra-op thread per computation. Streamlit runs every session's script on its own thread, and
+# torch gives each calling thread its own OpenMP team of `num_threads` workers: with 2 threads, eight
+# sessions would run 16 busy workers on 2 cores. Our models are small (64x64 inputs, a few to ~40
+# MFLOPs per image), so one session gains little from a second thread even on an idle machine, and
+# on a busy one the spinning teams collide: measured on the 2-core dev machine under load, a g=3
+# forward pass took 32 ms with 1 thread and 535 ms with 2. Parallelism comes from sessions instead.
+SERVING_THREADS = 1
+
+_interop_configured = False
 
 
 def configure_torch_threads(threads: int | None = None) -> int:
-    """Give torch a fixed, small intra-op pool so concurrent sessions share the cores without
-    oversubscribing them (each request already runs on its own Streamlit thread). Returns the count."""
-    global _configured
-    threads = threads or max(1, min(2, os.cpu_count() or 1))
+    """Set torch's intra-op threads (default SERVING_THREADS) and, once per process, one inter-op
+    thread, so concurrent sessions share the cores without oversubscribing them. Returns the count."""
+    global _interop_configured
+    threads = threads or SERVING_THREADS
     torch.set_num_threads(threads)
-    if not _configured:
+    if not _interop_configured:
         try:
-            torch.set_num_interop_threads(1)  # may only be set once per process, before any parallel work
+            torch.set_num_interop_threads(1)  # allowed only before the first inter-op parallel work
         except RuntimeError:
-            pass
-        _configured = True
+            pass  # already fixed by earlier work in this process; intra-op setting above still applies
+        _interop_configured = True
     return threads

@@ -31,10 +31,9 @@ def test_unit_structure_follows_the_paper(groups):
     assert model.stem.conv.out_channels == 24 and model.stem.conv.stride == (2, 2)
     assert model.unit_names()[0] == "stage2.unit1" and model.unit_names()[-1] == "stage4.unit4"
     assert len(model.units()) == 16
-    stage_outputs = iter(STAGE_OUT_CHANNELS[groups])
-    for name, unit in zip(model.unit_names(), model.units()):
+    expected_outputs = [c for c, repeats in zip(STAGE_OUT_CHANNELS[groups], STAGE_REPEATS) for _ in range(repeats)]
+    for name, unit, out_channels in zip(model.unit_names(), model.units(), expected_outputs):
         first = name.endswith("unit1")
-        out_channels = next(stage_outputs) if first else out_channels  # noqa: F821 - set on each unit1
         assert unit.stride == (2 if first else 1)
         assert unit.compress_conv.out_channels == out_channels // 4  # bottleneck = 1/4 of the output
         # Stage 2's first 1x1 is not grouped; every other 1x1 is.

@@ -1,0 +1,119 @@
+"""Figures of information flow between channel groups: structural reachability, measured influence,
+and how a prediction changes when the shuffle is switched off."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+import torch
+from plotly.subplots import make_subplots
+
+from ..flow import Influence
+from ..inference import Classification
+from .common import NEGATIVE_COLOUR, POSITIVE_COLOUR, style
+
+# Large matrices are shown in bins so a figure stays light enough for a browser (960 x 960 would be
+# ~1M cells per panel); group boundaries always fall on bin edges for the models' channel counts.
+MAX_CELLS_PER_AXIS = 240
+BOUNDARY_COLOUR = POSITIVE_COLOUR
+CONNECTED_COLOUR = NEGATIVE_COLOUR
+# Cividis is designed for colour-vision deficiencies; exact zeros are left white (not drawn).
+INFLUENCE_SCALE = "Cividis"
+INFLUENCE_DECADES = 4  # influence below max / 10^4 is drawn at the bottom of the scale
+
+
+def bin_size(channels: int, max_cells: int = MAX_CELLS_PER_AXIS) -> int:
+    """The smallest divisor of `channels` that leaves at most `max_cells` bins."""
+    return next(size for size in range(1, channels + 1) if channels % size == 0 and channels // size <= max_cells)
+
+
+def pool_matrix(matrix: np.ndarray, reduce: str) -> tuple[np.ndarray, int, int]:
+    """Bin a (rows, columns) matrix to at most MAX_CELLS_PER_AXIS per axis by 'mean' or 'sum';
+    returns the pooled matrix and the bin sizes (rows, columns)."""
+    rows, columns = matrix.shape
+    row_bin, column_bin = bin_size(rows), bin_size(columns)
+    blocks = np.asarray(matrix, dtype=np.float64).reshape(rows // row_bin, row_bin, columns // column_bin, column_bin)
+    pooled = blocks.mean(axis=(1, 3)) if reduce == "mean" else blocks.sum(axis=(1, 3))
+    return pooled, row_bin, column_bin
+
+
+def _bin_centres(count: int, size: int) -> np.ndarray:
+    return np.arange(count) * size + (size - 1) / 2
+
+
+def _add_boundaries(figure: go.Figure, rows: int, columns: int, groups: int, column: int) -> None:
+    """Group boundaries as lines on one panel (channel coordinates)."""
+    for k in range(1, groups):
+        x = k * columns / groups - 0.5
+        y = k * rows / groups - 0.5
+        figure.add_shape(type="line", x0=x, x1=x, y0=-0.5, y1=rows - 0.5, line=dict(color=BOUNDARY_COLOUR, width=3),
+                         row=1, col=column)
+        figure.add_shape(type="line", x0=-0.5, x1=columns - 0.5, y0=y, y1=y, line=dict(color=BOUNDARY_COLOUR, width=3),
+                         row=1, col=column)
+
+
+def _matrix_panels(titles: Sequence[str], height: int) -> go.Figure:
+    figure = make_subplots(rows=1, cols=len(titles), subplot_titles=list(titles), horizontal_spacing=0.06)
+    figure.update_yaxes(autorange="reversed", showgrid=False, zeroline=False)
+    figure.update_xaxes(showgrid=False, zeroline=False)
+    figure.update_xaxes(title_text="from channel (start point)")
+    figure.update_yaxes(title_text="to channel", col=1)
+    return style(figure, None, height)
+
+
+def reachability_figure(panels: Sequence[tuple[str, torch.Tensor, int]]) -> go.Figure:
+    """Boolean (to channel, from channel) reachability matrices side by side, with group boundaries.
+    `panels`: (title, connectivity, groups to draw). Binned cells show the share of connected pairs."""
+    figure = _matrix_panels([title for title, _, _ in panels], 560)
+    for column, (_, connectivity, groups) in enumerate(panels, start=1):
+        rows, columns = connectivity.shape
+        pooled, row_bin, column_bin = pool_matrix(connectivity.numpy(), "mean")
+        figure.add_trace(go.Heatmap(
+            z=pooled, x=_bin_centres(pooled.shape[1], column_bin), y=_bin_centres(pooled.shape[0], row_bin),
+            zmin=0, zmax=1, colorscale=[[0, "#FFFFFF"], [1, CONNECTED_COLOUR]], showscale=column == 1,
+            colorbar=dict(title="connected", tickvals=[0, 1], ticktext=["no", "yes"], len=0.6),
+            hovertemplate="to %{y:.0f}, from %{x:.0f}: %{z:.0%} connected<extra></extra>"), 1, column)
+        _add_boundaries(figure, rows, columns, groups, column)
+        figure.update_xaxes(range=[-0.5, columns - 0.5], row=1, col=column)
+        figure.update_yaxes(range=[rows - 0.5, -0.5], row=1, col=column)
+    return figure
+
+
+def influence_figure(panels: Sequence[tuple[str, Influence]]) -> go.Figure:
+    """Measured influence heatmaps side by side on a shared log scale relative to each panel's largest
+    value; exact zeros stay white; group boundaries drawn."""
+    figure = _matrix_panels([title for title, _ in panels], 580)
+    for column, (_, influence) in enumerate(panels, start=1):
+        rows, columns = influence.matrix.shape
+        pooled, row_bin, column_bin = pool_matrix(influence.matrix, "sum")
+        peak = pooled.max() if pooled.max() > 0 else 1.0
+        with np.errstate(divide="ignore"):
+            decades = np.where(pooled > 0, np.clip(np.log10(pooled / peak), -INFLUENCE_DECADES, 0), np.nan)
+        figure.add_trace(go.Heatmap(
+            z=decades, x=_bin_centres(pooled.shape[1], column_bin), y=_bin_centres(pooled.shape[0], row_bin),
+            zmin=-INFLUENCE_DECADES, zmax=0, colorscale=INFLUENCE_SCALE, showscale=column == len(panels),
+            colorbar=dict(title="log10 of<br>share of max", len=0.7),
+            hovertemplate="to %{y:.0f}, from %{x:.0f}: 10^%{z:.1f} of max<extra></extra>"), 1, column)
+        _add_boundaries(figure, rows, columns, influence.groups, column)
+        figure.update_xaxes(range=[-0.5, columns - 0.5], row=1, col=column)
+        figure.update_yaxes(range=[rows - 0.5, -0.5], row=1, col=column)
+    return figure
+
+
+def prediction_change_figure(with_shuffle: Classification, without_shuffle: Classification, k: int = 5) -> go.Figure:
+    """Probabilities of the classes in either top-k, with and without the shuffle, as paired bars."""
+    names = list(dict.fromkeys([name for name, _ in with_shuffle.top(k)] + [name for name, _ in without_shuffle.top(k)]))
+    index = {name: i for i, name in enumerate(with_shuffle.classes)}
+    figure = go.Figure()
+    for label, result, colour in (("shuffle on", with_shuffle, NEGATIVE_COLOUR),
+                                  ("shuffle off", without_shuffle, POSITIVE_COLOUR)):
+        values = [float(result.probabilities[index[name]]) for name in names]
+        figure.add_trace(go.Bar(y=names, x=values, orientation="h", name=label, marker_color=colour,
+                                text=[f"{v:.0%}" for v in values], textposition="outside",
+                                hovertemplate="%{y}: %{x:.1%}<extra>" + label + "</extra>"))
+    figure.update_layout(barmode="group", legend=dict(orientation="h", y=1.02, x=1, xanchor="right", yanchor="bottom"))
+    figure.update_xaxes(range=[0, 1.15], tickformat=".0%", title_text="probability")
+    figure.update_yaxes(autorange="reversed")
+    return style(figure, "Top classes with and without the shuffle", 130 + 55 * len(names))

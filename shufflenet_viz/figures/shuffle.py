@@ -1,0 +1,174 @@
+"""Figures of the channel shuffle: the animation, stacked group convolutions (paper Figure 1) and the
+wiring of a real unit's shuffle. Every channel is coloured by the group it comes from."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+import torch
+from plotly.subplots import make_subplots
+
+from ..flow import ANIMATION_STAGES, LayeredFlow, ShuffleAnimation
+from .common import FONT_SIZE, group_colour, style
+
+MIXED_COLOUR = "#555555"  # a link carrying several groups at once
+UNREACHED_OUTLINE = "#AAAAAA"
+_STAGE_SHORT_NAMES = ("row", "reshape", "transpose", "flatten")
+# Width in pixels the figures are laid out for (Streamlit's wide layout on a projector is ~1100-1800).
+_PLOT_WIDTH_PX = 1100
+
+
+def text_colour_on(fill: str) -> str:
+    """Black or white, whichever reads better on the hex colour `fill` (WCAG relative luminance)."""
+    channels = [int(fill[i:i + 2], 16) / 255 for i in (1, 3, 5)]
+    linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    luminance = 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+    return "#000000" if luminance > 0.25 else "#FFFFFF"
+
+
+def _animation_traces(animation: ShuffleAnimation, frame: int, marker_size: float) -> list[go.Scatter]:
+    positions = animation.positions[frame]
+    owner = animation.group_of_channel
+    traces = []
+    for group in range(animation.groups):
+        members = np.flatnonzero(owner == group)
+        colour = group_colour(group)
+        traces.append(go.Scatter(
+            x=positions[members, 0], y=positions[members, 1], mode="markers+text",
+            text=[str(i) for i in members], textposition="middle center",
+            textfont=dict(size=max(8, int(marker_size * 0.55)), color=text_colour_on(colour)),
+            marker=dict(size=marker_size, color=colour, line=dict(width=1, color="#000000")),
+            name=f"group {group + 1}", customdata=members, hovertemplate="channel %{customdata}<extra></extra>"))
+    return traces
+
+
+def shuffle_animation_figure(animation: ShuffleAnimation, frame_ms: int = 140) -> go.Figure:
+    """The shuffle as a plotly animation: play/pause buttons and a slider over all frames; each channel is
+    a marker labelled with its index and coloured by its input group."""
+    all_positions = np.concatenate(animation.positions)
+    x_unit_px = _PLOT_WIDTH_PX / (animation.channels + 2)
+    marker_size = float(np.clip(0.85 * x_unit_px, 10, 36))
+    y_unit_px = max(marker_size / 0.85, 18)
+    y_low, y_high = all_positions[:, 1].min() - 0.8, all_positions[:, 1].max() + 0.8
+    height = int(170 + y_unit_px * (y_high - y_low))
+
+    def title(frame: int) -> str:
+        return f"{ANIMATION_STAGES[animation.stage_of_frame(frame)]}  (C={animation.channels}, g={animation.groups})"
+
+    frames = [go.Frame(data=_animation_traces(animation, f, marker_size), name=str(f),
+                       layout=go.Layout(title=dict(text=title(f))))
+              for f in range(len(animation.positions))]
+    figure = go.Figure(data=_animation_traces(animation, 0, marker_size), frames=frames)
+    step_args = dict(mode="immediate", frame=dict(duration=0, redraw=False), transition=dict(duration=0))
+    labels = {key: name for key, name in zip(animation.key_frames, _STAGE_SHORT_NAMES)}
+    figure.update_layout(
+        xaxis=dict(range=[all_positions[:, 0].min() - 1, all_positions[:, 0].max() + 1], visible=False,
+                   fixedrange=True),
+        yaxis=dict(range=[y_low, y_high], visible=False, fixedrange=True),
+        legend=dict(orientation="h", y=1.02, x=1, xanchor="right", yanchor="bottom"),
+        updatemenus=[dict(
+            type="buttons", direction="left", x=0, y=-0.02, xanchor="left", yanchor="top",
+            pad=dict(r=10, t=10), font=dict(size=FONT_SIZE),
+            buttons=[
+                dict(label="\u25B6 Play", method="animate",
+                     args=[None, dict(mode="immediate", fromcurrent=True, frame=dict(duration=frame_ms, redraw=False),
+                                      transition=dict(duration=frame_ms // 2))]),
+                dict(label="\u275A\u275A Pause", method="animate",
+                     args=[[None], dict(mode="immediate", frame=dict(duration=0, redraw=False),
+                                        transition=dict(duration=0))]),
+            ])],
+        sliders=[dict(
+            active=0, x=0.2, len=0.8, y=-0.02, yanchor="top", pad=dict(t=10),
+            currentvalue=dict(visible=False), font=dict(size=FONT_SIZE - 2),
+            steps=[dict(method="animate", label=labels.get(f, ""), args=[[str(f)], step_args])
+                   for f in range(len(animation.positions))])],
+    )
+    style(figure, title(0), height)
+    figure.update_layout(margin=dict(b=110))
+    return figure
+
+
+def _link_segments(link: torch.Tensor, y_from: float, y_to: float, tail_colours: list[str]) -> dict[str, tuple]:
+    """Line segments of one layer of links, grouped by colour: colour -> (xs, ys) with None breaks."""
+    segments: dict[str, tuple[list, list]] = {}
+    for out_channel, in_channel in torch.nonzero(link).tolist():
+        xs, ys = segments.setdefault(tail_colours[in_channel], ([], []))
+        xs += [in_channel, out_channel, None]
+        ys += [y_from, y_to, None]
+    return segments
+
+
+def _reach_colours(reach: torch.Tensor) -> list[str]:
+    """A channel's colour: its source group's when it hears exactly one group, grey when it hears several."""
+    return [group_colour(int(row.nonzero()[0])) if int(row.sum()) == 1 else MIXED_COLOUR for row in reach]
+
+
+def layered_flow_figure(flows: Sequence[LayeredFlow], titles: Sequence[str]) -> go.Figure:
+    """Stacked group convolutions side by side (the paper's Figure 1). Each channel shows one small dot per
+    input group, filled in that group's colour when information from the group can reach it; links are
+    coloured by the group they carry (grey: several)."""
+    groups, channels = flows[0].groups, flows[0].channels
+    figure = make_subplots(rows=1, cols=len(flows), shared_yaxes=True, subplot_titles=list(titles),
+                           horizontal_spacing=0.04)
+    dot_spacing = 0.8 / groups
+    dot_size = float(np.clip(0.8 * dot_spacing * _PLOT_WIDTH_PX / len(flows) / (channels + 1), 6, 16))
+    for column, flow in enumerate(flows, start=1):
+        for layer, link in enumerate(flow.links):
+            for colour, (xs, ys) in _link_segments(link, -layer, -(layer + 1),
+                                                   _reach_colours(flow.reach[layer])).items():
+                figure.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color=colour, width=1.5),
+                                            opacity=0.55, hoverinfo="skip", showlegend=False), 1, column)
+        for group in range(groups):
+            for reached in (True, False):
+                layer_index, channel = np.nonzero(np.stack([r[:, group].numpy() == reached for r in flow.reach]))
+                if not len(channel):
+                    continue
+                colour = group_colour(group)
+                figure.add_trace(go.Scatter(
+                    x=channel + (group - (groups - 1) / 2) * dot_spacing, y=-layer_index, mode="markers",
+                    marker=dict(size=dot_size, color=colour if reached else "#FFFFFF",
+                                line=dict(width=1.5, color="#000000" if reached else UNREACHED_OUTLINE)),
+                    name=f"hears group {group + 1}" if reached else "group not reached",
+                    legendgroup=f"{group}" if reached else "none",
+                    showlegend=column == 1 and (reached or group == 0),
+                    hovertemplate=f"{'hears' if reached else 'does not hear'} group {group + 1}<extra></extra>"),
+                    1, column)
+    layer_names = flows[0].layer_names
+    figure.update_yaxes(tickvals=[-k for k in range(len(layer_names))], ticktext=list(layer_names),
+                        fixedrange=True, showgrid=False, zeroline=False)
+    figure.update_xaxes(range=[-0.8, channels - 0.2], showticklabels=False, showgrid=False, zeroline=False,
+                        fixedrange=True)
+    figure.update_layout(legend=dict(orientation="h", y=-0.05, yanchor="top", x=0))
+    return style(figure, None, 170 + 95 * len(layer_names))
+
+
+def permutation_wiring_figure(permutation: torch.Tensor, groups: int, title: str) -> go.Figure:
+    """Where each channel goes in a shuffle: the top row before, the bottom row after, one line per
+    channel from in[perm[i]] to out[i], coloured by the input group it comes from."""
+    channels = permutation.numel()
+    per_group = channels // groups
+    source_group = (permutation // per_group).numpy()
+    marker_size = float(np.clip(0.8 * _PLOT_WIDTH_PX / (channels + 2), 4, 22))
+    figure = go.Figure()
+    for group in range(groups):
+        colour = group_colour(group)
+        outputs = np.flatnonzero(source_group == group)
+        inputs = permutation[outputs].numpy()
+        xs = np.stack([inputs, outputs, np.full(len(outputs), np.nan)], axis=1).ravel()
+        ys = np.tile([1.0, 0.0, np.nan], len(outputs))
+        figure.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color=colour, width=1.5), opacity=0.7,
+                                    hoverinfo="skip", showlegend=False))
+        figure.add_trace(go.Scatter(
+            x=np.concatenate([inputs, outputs]), y=np.r_[np.ones(len(inputs)), np.zeros(len(outputs))],
+            mode="markers", marker=dict(size=marker_size, color=colour, line=dict(width=0.5, color="#000000")),
+            name=f"from group {group + 1}",
+            customdata=np.concatenate([inputs, inputs]),
+            text=np.concatenate([inputs, outputs]),
+            hovertemplate="channel %{text} (input channel %{customdata})<extra></extra>"))
+    figure.update_yaxes(tickvals=[1, 0], ticktext=["before shuffle", "after shuffle"], range=[-0.25, 1.25],
+                        fixedrange=True, showgrid=False, zeroline=False)
+    figure.update_xaxes(title_text="channel index", range=[-1, channels], showgrid=False, zeroline=False)
+    figure.update_layout(legend=dict(orientation="h", y=1.0, x=1, xanchor="right", yanchor="bottom"))
+    return style(figure, title, 340)

@@ -1,0 +1,110 @@
+"""Fixtures shared by the test files: the repository root, sample pictures, the shipped models, an app factory."""
+
+from __future__ import annotations
+
+import ast
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES_DIR = ROOT / "samples"
+CIFAR_PAIR = ("cifar10_g1", "cifar10_g3")
+# The first AppTest run loads and verifies every model; on a busy 2-core machine that takes tens of seconds.
+APP_TIMEOUT_S = 240
+
+
+def fail_or_skip(reason: str) -> None:
+    """Fail under CI (where everything a test needs must be there), skip on a developer's machine."""
+    if os.environ.get("CI"):
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    """The repository root (where app.py lives)."""
+    return ROOT
+
+
+@pytest.fixture(scope="session")
+def sample_image_path() -> Path:
+    """A shipped sample photograph (a dog, CC0/public domain, see samples/README.md)."""
+    return SAMPLES_DIR / "dog.jpg"
+
+
+@pytest.fixture(scope="session")
+def sample_image_paths() -> dict[str, Path]:
+    """Every shipped sample photograph by file name."""
+    return {p.name: p for p in sorted(SAMPLES_DIR.glob("*.jpg"))}
+
+
+@pytest.fixture(scope="session")
+def cifar_pair():
+    """The shipped CIFAR-10 g=1 and g=3 models as the app loads them (failing under CI when missing)."""
+    from shufflenet_viz import weights
+
+    models, problems = weights.load_all(weights.WEIGHTS_DIR)
+    missing = [name for name in CIFAR_PAIR if name not in models]
+    if missing:
+        fail_or_skip(f"models {missing} are not loadable from {weights.WEIGHTS_DIR}: "
+                     f"{[problems.get(name, 'not in the manifest') for name in missing]}")
+    return tuple(models[name] for name in CIFAR_PAIR)
+
+
+def app_pages() -> list[tuple[str, str]]:
+    """(file, title) of every `st.Page(...)` in app.py, in order, read from its source (app.py runs only under
+    Streamlit), so that pages added later are visited by the browser test and the benchmark automatically."""
+    pages = []
+    for node in ast.walk(ast.parse((ROOT / "app.py").read_text())):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "Page":
+            keywords = {k.arg: k.value for k in node.keywords}
+            title = keywords["title"].value if "title" in keywords else Path(node.args[0].value).stem
+            pages.append((node.args[0].value, title))
+    return pages
+
+
+def init_as_after_navigation(original_init: Callable) -> Callable:
+    """A PagesManager.__init__ that leaves Streamlit in the state a server is in after its first st.navigation.
+
+    A folder named `pages` beside app.py makes Streamlit assume the old pages-directory mode until the first
+    st.navigation call of the process. AppTest resets that flag before every run, so from the second run on it
+    would execute the page file alone, without app.py and its sidebar.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    def init(self, *args, **kwargs):
+        original_init(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    return init
+
+
+@pytest.fixture
+def app_test(monkeypatch) -> Callable:
+    """Factory: `app_test()` gives a fresh AppTest of app.py, already run once (the landing page)."""
+    from streamlit.runtime.pages_manager import PagesManager
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setattr(PagesManager, "__init__", init_as_after_navigation(PagesManager.__init__))
+
+    def make():
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=APP_TIMEOUT_S)
+        at.run()
+        return at
+
+    return make
+
+
+@pytest.fixture
+def upload_picture() -> Callable:
+    """`upload_picture(at, name, data, mime)` puts a file into the sidebar's uploader and reruns the app."""
+    import ui
+
+    def upload(at, name: str, data: bytes, mime: str = "application/octet-stream"):
+        at.file_uploader(key=ui.UPLOAD_KEY).set_value((name, data, mime))
+        return at.run()
+
+    return upload

@@ -1,0 +1,119 @@
+"""The shell: the shared sidebar's picture (upload, camera, sample) across pages, refusals, and the model pair."""
+
+import hashlib
+import shutil
+
+import pytest
+
+import ui
+from shufflenet_viz import weights
+from shufflenet_viz.images import ImageError, load_image
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sidebar_caption(at) -> str:
+    captions = [caption for image in at.sidebar.get("image") for caption in image.captions]
+    assert len(captions) == 1, captions
+    return captions[0]
+
+
+def test_first_load_shows_the_default_sample_and_the_default_pair(app_test, cifar_pair):
+    at = app_test()
+    assert not at.exception
+    current = at.session_state[ui.IMAGE_KEY]
+    assert current.name == ui.DEFAULT_SAMPLE and current.source == "sample"
+    assert current.sha256 == sha256((ui.SAMPLES_DIR / ui.DEFAULT_SAMPLE).read_bytes())
+    assert at.selectbox(key=ui.SAMPLE_KEY).value == ui.DEFAULT_SAMPLE
+    assert [at.selectbox(key=key).value for key in ui.MODEL_KEYS] == [m.name for m in cifar_pair]
+    assert sidebar_caption(at).startswith(ui.DEFAULT_SAMPLE)
+    # The camera is not requested until the user asks for it.
+    assert len(at.camera_input) == 0
+
+
+def test_uploaded_picture_survives_page_switches(app_test, upload_picture, sample_image_path):
+    data = sample_image_path.read_bytes()
+    at = upload_picture(app_test(), "my dog.jpg", data, "image/jpeg")
+    assert not at.exception and not at.error
+    assert at.session_state[ui.IMAGE_KEY].sha256 == sha256(data)
+    assert at.selectbox(key=ui.SAMPLE_KEY).value is None  # the picker no longer names the current picture
+    for page in ("pages/flops.py", "pages/classify.py"):
+        at.switch_page(page).run()
+        assert not at.exception
+        assert at.session_state[ui.IMAGE_KEY].sha256 == sha256(data)
+        assert at.session_state[ui.IMAGE_KEY].name == "my dog.jpg"
+        assert sidebar_caption(at).startswith("my dog.jpg")
+
+
+def test_a_new_upload_replaces_the_previous_one(app_test, upload_picture, sample_image_paths):
+    at = upload_picture(app_test(), "dog.jpg", sample_image_paths["dog.jpg"].read_bytes(), "image/jpeg")
+    horse = sample_image_paths["horse.jpg"].read_bytes()
+    at = upload_picture(at, "horse.jpg", horse, "image/jpeg")
+    assert at.session_state[ui.IMAGE_KEY].sha256 == sha256(horse)
+    assert sidebar_caption(at).startswith("horse.jpg")
+
+
+def test_a_refused_upload_shows_the_loaders_message_and_keeps_the_previous_picture(
+        app_test, upload_picture, sample_image_path):
+    good = sample_image_path.read_bytes()
+    at = upload_picture(app_test(), "dog.jpg", good, "image/jpeg")
+    bad = b"<!DOCTYPE html><html><body>not a picture</body></html>"
+    with pytest.raises(ImageError) as refusal:
+        load_image(bad, "page.png")
+    at = upload_picture(at, "page.png", bad, "image/png")
+    assert not at.exception
+    assert [error.value for error in at.sidebar.error] == [str(refusal.value)]
+    assert "HTML" in str(refusal.value)
+    assert at.session_state[ui.IMAGE_KEY].sha256 == sha256(good)
+    assert sidebar_caption(at).startswith("dog.jpg")
+    # The page still shows the previous picture's results, without a traceback.
+    assert at.get("plotly_chart")
+    # A good file after the refusal clears the message.
+    at = upload_picture(at, "dog again.jpg", good, "image/jpeg")
+    assert not at.sidebar.error
+    assert at.session_state[ui.IMAGE_KEY].name == "dog again.jpg"
+
+
+def test_loader_notes_are_shown_in_the_sidebar(app_test, upload_picture, sample_image_path):
+    from PIL import Image
+    import io
+
+    tiny = io.BytesIO()
+    Image.open(sample_image_path).resize((24, 16)).save(tiny, "PNG")
+    expected_notes = load_image(tiny.getvalue(), "tiny.png").notes
+    assert expected_notes, "a 24x16 picture should come with a note"
+    at = upload_picture(app_test(), "tiny.png", tiny.getvalue(), "image/png")
+    infos = [info.value for info in at.sidebar.info]
+    assert all(note in infos for note in expected_notes)
+
+
+def test_picking_a_sample_and_taking_a_photo(app_test, sample_image_paths):
+    at = app_test()
+    at.selectbox(key=ui.SAMPLE_KEY).set_value("bird.jpg").run()
+    assert at.session_state[ui.IMAGE_KEY].sha256 == sha256(sample_image_paths["bird.jpg"].read_bytes())
+    at.toggle(key=ui.CAMERA_ON_KEY).set_value(True).run()
+    photo = sample_image_paths["horse.jpg"].read_bytes()
+    at.camera_input(key=ui.CAMERA_KEY).set_value(("photo.jpg", photo, "image/jpeg")).run()
+    assert not at.exception
+    current = at.session_state[ui.IMAGE_KEY]
+    assert current.source == "camera" and current.sha256 == sha256(photo)
+    assert at.selectbox(key=ui.SAMPLE_KEY).value is None
+
+
+def test_a_missing_model_is_named_in_the_sidebar_and_the_app_keeps_working(
+        app_test, cifar_pair, tmp_path, monkeypatch):
+    g1, g3 = cifar_pair
+    shutil.copy(weights.WEIGHTS_DIR / "manifest.json", tmp_path / "manifest.json")
+    shutil.copy(weights.WEIGHTS_DIR / g1.entry["file"], tmp_path / g1.entry["file"])  # g3's file is missing
+    monkeypatch.setattr(weights, "WEIGHTS_DIR", tmp_path)
+    at = app_test()
+    assert not at.exception
+    labels = [expander.label for expander in at.sidebar.expander]
+    assert any(label.startswith("Not loaded:") and g3.name in label for label in labels), labels
+    warnings = [warning.value for warning in at.sidebar.warning]
+    assert any(g3.name in text and "is missing" in text for text in warnings), warnings
+    # The remaining model fills both sides, and the landing page still classifies.
+    assert [at.selectbox(key=key).value for key in ui.MODEL_KEYS] == [g1.name, g1.name]
+    assert len(at.get("plotly_chart")) >= 2

@@ -1,0 +1,151 @@
+"""One pass through the real app in a real browser: start `streamlit run app.py`, upload a photo with the file
+chooser, wait for both models' top-5, then open every page of app.PAGES and fail on any exception shown.
+
+Debian's Chromium (`apt-get install chromium`) driven by Playwright; screenshots go to /tmp/shots/.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, app_pages, fail_or_skip
+from shufflenet_viz.images import load_image
+from shufflenet_viz.inference import classify
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SHOTS = Path("/tmp/shots")
+SERVER_START_S = 90
+# Pages compute on a shared 2-core machine; the first visit of a page fills its caches.
+PAGE_TIMEOUT_MS = 180_000
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """The app served on a free loopback port; yields (url, log path) and stops the server afterwards."""
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("streamlit") / "server.log"
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+             "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
+            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + SERVER_START_S
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"streamlit exited with {process.returncode}:\n{log_path.read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                    if response.read().strip() == b"ok":
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"streamlit did not answer within {SERVER_START_S} s:\n{log_path.read_text()[-3000:]}")
+            time.sleep(0.5)
+        yield url, log_path
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def wait_until_idle(page, timeout_ms: int = PAGE_TIMEOUT_MS) -> None:
+    """Until the script run is over: Streamlit shows its status widget while a run is in progress."""
+    deadline = time.monotonic() + timeout_ms / 1000
+    quiet_since = None
+    while time.monotonic() < deadline:
+        running = page.locator('[data-testid="stStatusWidget"]').count() > 0
+        stale = page.locator('[data-stale="true"]').count() > 0
+        if running or stale:
+            quiet_since = None
+        elif quiet_since is None:
+            quiet_since = time.monotonic()
+        elif time.monotonic() - quiet_since > 1.5:
+            return
+        page.wait_for_timeout(250)
+    raise AssertionError(f"the app was still running after {timeout_ms / 1000:.0f} s")
+
+
+def assert_no_exception(page, where: str, log_path: Path) -> None:
+    shown = page.locator('[data-testid="stException"]')
+    texts = [shown.nth(i).inner_text() for i in range(shown.count())]
+    assert not texts, f"{where}: exception shown: {texts}\nserver log:\n{log_path.read_text()[-3000:]}"
+    assert "Traceback" not in page.content(), f"{where}: a traceback is on the page"
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
+
+
+def test_upload_then_every_page_in_chromium(server, sample_image_path, cifar_pair):
+    if not CHROMIUM.exists():
+        fail_or_skip(f"{CHROMIUM} is missing: install Debian's Chromium with `apt-get install -y chromium`")
+    from playwright.sync_api import expect, sync_playwright
+
+    url, log_path = server
+    picture = load_image(sample_image_path.read_bytes(), sample_image_path.name).image
+    expected_top5 = [[name for name, _ in classify(model, picture).top(5)] for model in cifar_pair]
+    pages = app_pages()
+    assert pages[0][1] == "Classify"
+    SHOTS.mkdir(parents=True, exist_ok=True)
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1600, "height": 1000})  # a projector's 16:10
+            page.set_default_timeout(PAGE_TIMEOUT_MS)
+            page.goto(url)
+            sidebar = page.get_by_test_id("stSidebar")
+            expect(sidebar.get_by_test_id("stFileUploader")).to_be_visible(timeout=PAGE_TIMEOUT_MS)
+            wait_until_idle(page)
+
+            with page.expect_file_chooser() as chooser:
+                dropzone = sidebar.get_by_test_id("stFileUploaderDropzone")
+                dropzone.get_by_role("button", name="Upload", exact=True).click()
+            chooser.value.set_files(str(sample_image_path))
+            expect(sidebar.get_by_test_id("stImage")).to_contain_text(sample_image_path.name,
+                                                                      timeout=PAGE_TIMEOUT_MS)
+            wait_until_idle(page)
+            for side, names in enumerate(expected_top5):
+                # Streamlit marks the container of a keyed element with the class st-key-<key>.
+                chart = page.locator(f".st-key-top_k_{side}").get_by_test_id("stPlotlyChart")
+                expect(chart).to_contain_text("Top 5", timeout=PAGE_TIMEOUT_MS)
+                chart_text = chart.text_content()
+                assert "Top 5" in chart_text
+                assert all(name in chart_text for name in names), (side, names, chart_text)
+            assert_no_exception(page, "Classify after the upload", log_path)
+
+            for index, (file, title) in enumerate(pages):
+                sidebar.get_by_test_id("stSidebarNav").get_by_text(title, exact=True).click()
+                page.wait_for_timeout(500)
+                wait_until_idle(page)
+                assert_no_exception(page, f"page {title} ({file})", log_path)
+                # The uploaded picture is still the current one after the page switch.
+                expect(sidebar.get_by_test_id("stImage")).to_contain_text(sample_image_path.name)
+                page.screenshot(path=str(SHOTS / f"{index:02d}_{slug(title)}.png"), full_page=True)
+        finally:
+            browser.close()
+    log = log_path.read_text()
+    assert "Traceback" not in log, f"the server logged an exception:\n{log[-3000:]}"

@@ -1,0 +1,172 @@
+"""Feature capture: one forward pass gives every point's true tensor, the shuffle point is the shuffled
+compress point, channel groups follow the architecture, and no hook outlives a capture or leaks across threads."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from shufflenet_viz.attributions import has_hooks
+from shufflenet_viz.features import (UNGROUPED, UNIT_POINTS, capture_features, channel_groups, channel_order,
+                                     channel_strength, feature_points, forward_hooks, layer_names, point_name,
+                                     split_point)
+from shufflenet_viz.model import build_model, channel_shuffle, shuffle_permutation, with_shuffle
+from shufflenet_viz.preprocess import preprocess_image
+
+
+@pytest.fixture(scope="module")
+def sample_inputs(cifar_pair, sample_image_path):
+    from PIL import Image
+
+    with Image.open(sample_image_path) as image:
+        picture = image.convert("RGB")
+    return [preprocess_image(picture, loaded.preprocessing) for loaded in cifar_pair]
+
+
+@pytest.fixture(scope="module")
+def captured(cifar_pair, sample_inputs):
+    return [capture_features(loaded.model, x) for loaded, x in zip(cifar_pair, sample_inputs)]
+
+
+def test_every_point_is_captured_with_the_architectures_shapes(cifar_pair, captured):
+    for loaded, features in zip(cifar_pair, captured):
+        model, g = loaded.model, loaded.groups
+        assert list(features) == feature_points(model)
+        assert len(features) == 1 + 16 * len(UNIT_POINTS)
+        c2, c3, c4 = model.config.stage_channels
+        assert features["stem"].shape == (1, 24, 16, 16)
+        assert features["stage2.unit1.compress_relu"].shape == (1, c2 // 4, 16, 16)
+        assert features["stage2.unit1.depthwise_bn"].shape == (1, c2 // 4, 8, 8)
+        assert features["stage2.unit1.expand_bn"].shape == (1, c2 - 24, 8, 8)
+        assert features["stage2.unit1.output"].shape == (1, c2, 8, 8)
+        assert features["stage4.unit4.output"].shape == (1, c4, 2, 2)
+        assert (c4, g) in ((576, 1), (960, 3))
+        assert all(not t.requires_grad and t.device.type == "cpu" for t in features.values())
+
+
+def test_captured_tensors_are_the_networks_own(cifar_pair, sample_inputs, captured):
+    # The recorded points are what the modules compute: the stem and the last unit match a plain run, and
+    # the compress point is ReLU'd (nothing negative), as the shuffle receives it.
+    for loaded, x, features in zip(cifar_pair, sample_inputs, captured):
+        with torch.no_grad():
+            assert torch.equal(features["stem"], loaded.model.stem(x))
+            assert torch.equal(features["stage4.unit4.output"], loaded.model.forward_features(x))
+        assert all(features[point_name(u, "compress_relu")].min() >= 0 for u in loaded.model.unit_names())
+
+
+@pytest.mark.parametrize("side", [0, 1], ids=["g1", "g3"])
+def test_after_shuffle_equals_channel_shuffle_of_before(cifar_pair, captured, side):
+    loaded, features = cifar_pair[side], captured[side]
+    g = loaded.groups
+    for unit in loaded.model.unit_names():
+        before, after = features[f"{unit}.compress_relu"], features[f"{unit}.shuffle"]
+        assert torch.equal(after, channel_shuffle(before, g)), unit
+        if g > 1:  # a real reordering, so the equality above is not trivially true
+            assert not torch.equal(after, before), unit
+            perm = shuffle_permutation(before.shape[1], g)
+            assert torch.equal(after[0, 1], before[0, perm[1]])
+
+
+def test_no_hook_is_left_after_capture_even_when_the_forward_raises():
+    model = build_model(groups=3, num_classes=10).eval()
+    capture_features(model, torch.randn(1, 3, 64, 64))
+    assert not has_hooks(model)
+    with pytest.raises(RuntimeError):
+        capture_features(model, torch.randn(1, 4, 64, 64))  # wrong channel count: the stem conv raises
+    assert not has_hooks(model)
+
+    def failing_observer(module, inputs, output):
+        raise ValueError("observer failed")
+
+    with pytest.raises(ValueError, match="observer failed"):
+        with forward_hooks(model, {"stage3.unit2.shuffle": failing_observer}):
+            assert has_hooks(model)
+            model(torch.randn(1, 3, 64, 64))
+    assert not has_hooks(model)
+    with pytest.raises(ValueError, match="no module named"):
+        with forward_hooks(model, {"stage9.unit1": failing_observer}):
+            pass
+    assert not has_hooks(model)
+
+
+def test_hooks_record_only_the_attaching_threads_forward_pass():
+    torch.manual_seed(0)
+    model = build_model(groups=3, num_classes=10).eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        expected = model(x)
+    seen, other_thread_logits = [], []
+
+    def observe(module, inputs, output):
+        seen.append(threading.get_ident())
+
+    with forward_hooks(model, {"stage2.unit1": observe, "stem": observe}):
+        worker = threading.Thread(target=lambda: other_thread_logits.append(model(x).detach()))
+        worker.start()
+        worker.join()
+        assert seen == []  # the other thread's pass went by unrecorded ...
+        assert torch.equal(other_thread_logits[0], expected)  # ... and unchanged
+        with torch.no_grad():
+            model(x)
+    assert seen == [threading.get_ident()] * 2
+    assert not has_hooks(model)
+
+
+def test_channel_groups_follow_the_architecture(cifar_pair):
+    g3 = cifar_pair[1].model
+    before = channel_groups(g3, "stage2.unit2.compress_relu")
+    after = channel_groups(g3, "stage2.unit2.shuffle")
+    assert before.current.tolist() == [0] * 20 + [1] * 20 + [2] * 20 and not before.moved
+    assert after.current.tolist() == before.current.tolist()  # the next convs read contiguous groups ...
+    assert after.origin.tolist() == [0, 1, 2] * 20  # ... that now hold one channel of every old group
+    assert after.source.tolist() == shuffle_permutation(60, 3).tolist() and after.moved
+    depthwise = channel_groups(g3, "stage2.unit2.depthwise_bn")
+    assert depthwise.origin.tolist() == after.origin.tolist()  # a depthwise conv keeps channels apart
+
+    first = channel_groups(g3, "stage2.unit1.output")  # 216 branch channels, then the 24 pooled stem channels
+    assert first.current.tolist() == [0] * 72 + [1] * 72 + [2] * 72 + [UNGROUPED] * 24
+    stride2 = channel_groups(g3, "stage3.unit1.output")  # 240 branch + 240 pooled stage-2 channels
+    assert stride2.current.tolist() == ([0] * 80 + [1] * 80 + [2] * 80) * 2
+    assert channel_groups(g3, "stem").current.tolist() == [UNGROUPED] * 24
+
+    no_shuffle = channel_groups(with_shuffle(g3, False), "stage2.unit2.shuffle")
+    assert not no_shuffle.moved and no_shuffle.origin.tolist() == before.current.tolist()
+    g1 = cifar_pair[0].model
+    assert not channel_groups(g1, "stage3.unit3.shuffle").moved
+
+
+def test_group_labels_cover_every_captured_channel(cifar_pair, captured):
+    for loaded, features in zip(cifar_pair, captured):
+        for point, tensor in features.items():
+            groups = channel_groups(loaded.model, point)
+            assert groups.channels == tensor.shape[1], point
+            assert set(groups.current.tolist()) <= {UNGROUPED, *range(loaded.groups)}, point
+
+
+def test_channel_order_by_index_and_by_strength(captured):
+    feature = captured[1]["stage4.unit4.output"]
+    assert channel_order(feature, "index").tolist() == list(range(960))
+    for by in ("mean_abs", "mean"):
+        order = channel_order(feature, by)
+        assert sorted(order.tolist()) == list(range(960))
+        strength = channel_strength(feature, by)[order]
+        assert np.all(np.diff(strength) <= 0)
+    expected = feature[0].abs().mean(dim=(1, 2)).numpy()
+    assert channel_strength(feature, "mean_abs") == pytest.approx(expected, rel=1e-6)
+    with pytest.raises(ValueError, match="unknown ordering"):
+        channel_order(feature, "loudest")
+
+
+def test_point_names_round_trip(cifar_pair):
+    model = cifar_pair[1].model
+    assert layer_names(model)[:2] == ["stem", "stage2.unit1"] and len(layer_names(model)) == 17
+    for point in feature_points(model):
+        layer, part = split_point(point)
+        assert point_name(layer, part) == point
+    with pytest.raises(ValueError):
+        split_point("stage2.unit1.relu")
+    with pytest.raises(ValueError):
+        channel_groups(model, "stage5.unit1.output")

@@ -1,0 +1,114 @@
+"""Bounded memory: a server that takes picture after picture must not grow without limit. Every Streamlit
+cache of the app has a size bound, and 200 different uploads through every page leave resident memory
+within 100 MB of where it stood after the first 20."""
+
+from __future__ import annotations
+
+import ast
+import gc
+import io
+import re
+from pathlib import Path
+
+import numpy as np
+import psutil
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+UPLOADS = 200
+WARM_UP = 20
+ALLOWED_GROWTH_MB = 100
+# The one cache without a bound: the model loader, called with the weights folder only (one entry per process).
+UNBOUNDED_ALLOWED = {("ui.py", "_load_all")}
+CACHE_DECORATORS = ("cache_data", "cache_resource")
+
+
+def streamlit_sources() -> list[Path]:
+    """The files that may declare Streamlit caches: the shared helper module and every page."""
+    return [ROOT / "ui.py", *sorted((ROOT / "pages").glob("*.py"))]
+
+
+def cache_declarations(path: Path) -> list[tuple[str, str, dict]]:
+    """(function name, decorator, keyword arguments as source text) for each st.cache_* decorator in a file."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        for decorator in node.decorator_list:
+            call = decorator if isinstance(decorator, ast.Call) else None
+            target = call.func if call else decorator
+            if isinstance(target, ast.Attribute) and target.attr in CACHE_DECORATORS:
+                keywords = {k.arg: ast.unparse(k.value) for k in call.keywords} if call else {}
+                found.append((node.name, target.attr, keywords))
+    return found
+
+
+def test_every_streamlit_cache_has_max_entries():
+    unbounded, declared = [], 0
+    for path in streamlit_sources():
+        source = path.read_text()
+        declarations = cache_declarations(path)
+        # Every mention of st.cache_data / st.cache_resource is a decorator the parser saw (no hidden st.cache_x(f)).
+        mentions = len(re.findall(r"\bst\.(?:cache_data|cache_resource)\b(?!\.clear)", source))
+        assert mentions == len(declarations), f"{path.name}: a cache is created other than as a decorator"
+        for function, decorator, keywords in declarations:
+            declared += 1
+            bound = keywords.get("max_entries")
+            if (path.name, function) in UNBOUNDED_ALLOWED:
+                continue
+            if bound is None or bound == "None":
+                unbounded.append(f"{path.name}: {function} (@st.{decorator} without max_entries)")
+            else:
+                assert re.fullmatch(r"\d+", bound) and 1 <= int(bound) <= 256, \
+                    f"{path.name}: {function} max_entries={bound} (expected a whole number from 1 to 256)"
+    assert declared >= 3, "expected the model loader and the per-picture caches of ui.py and the pages"
+    assert unbounded == [], "unbounded caches: " + "; ".join(unbounded)
+
+
+def test_the_model_loader_is_the_only_unbounded_cache_and_takes_one_key():
+    declarations = {name: (decorator, keywords) for name, decorator, keywords in cache_declarations(ROOT / "ui.py")}
+    decorator, keywords = declarations["_load_all"]
+    assert decorator == "cache_resource" and "max_entries" not in keywords
+    loader = next(node for node in ast.walk(ast.parse((ROOT / "ui.py").read_text()))
+                  if isinstance(node, ast.FunctionDef) and node.name == "_load_all")
+    assert [a.arg for a in loader.args.args] == ["weights_dir"]
+
+
+def app_pages() -> list[str]:
+    """The page files app.py navigates over, in its order."""
+    return re.findall(r'st\.Page\(\s*"([^"]+)"', (ROOT / "app.py").read_text())
+
+
+def picture(index: int) -> bytes:
+    """A different small picture each time (small so 200 of them through every page stay fast)."""
+    rng = np.random.default_rng(index)
+    pixels = rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)
+    pixels[:, : 8 + index % 32] = (index * 37 % 256, index * 11 % 256, 128)  # a block that differs per picture
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def resident_mb() -> float:
+    gc.collect()
+    return psutil.Process().memory_info().rss / 2**20
+
+
+def test_200_uploads_through_every_page_keep_memory_bounded(app_test, upload_picture, cifar_pair):
+    pages = app_pages()
+    assert "pages/classify.py" in pages
+    at = app_test()
+    assert not at.exception
+    after_warm_up = None
+    for index in range(UPLOADS):
+        upload_picture(at, f"upload{index}.png", picture(index), "image/png")
+        for page in pages:
+            at.switch_page(page).run()
+            assert not at.exception, f"upload {index}, {page}: {[e.value for e in at.exception]}"
+        assert at.session_state["lens_image"].name == f"upload{index}.png"
+        if index + 1 == WARM_UP:
+            after_warm_up = resident_mb()
+    growth = resident_mb() - after_warm_up
+    print(f"resident memory after {WARM_UP} uploads: {after_warm_up:.0f} MB; growth over the next "
+          f"{UPLOADS - WARM_UP}: {growth:.1f} MB")
+    assert growth < ALLOWED_GROWTH_MB, f"memory grew {growth:.0f} MB over {UPLOADS - WARM_UP} uploads"

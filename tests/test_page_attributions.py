@@ -1,0 +1,90 @@
+"""The Attributions page with a picture uploaded through the sidebar: the overlays, IG's convergence delta and
+the per-group bars are the library's results for that picture, for both models, method and class as chosen."""
+
+import numpy as np
+import pytest
+from test_page_feature_maps import as_array, chart  # the plotly JSON readers, kept in one place
+
+from shufflenet_viz.attributions import attribute, attribute_groups, black_baseline
+from shufflenet_viz.images import load_image
+from shufflenet_viz.inference import classify
+from shufflenet_viz.preprocess import preprocess_image, what_model_sees
+from shufflenet_viz.runtime import configure_torch_threads
+
+UPLOADED = "deer.jpg"  # not the sidebar's default sample, so the page must be showing the upload
+
+
+@pytest.fixture(scope="module")
+def uploaded(cifar_pair, sample_image_paths):
+    """(picture, [(x, black baseline, prediction)] per model) for the uploaded file, computed directly."""
+    configure_torch_threads()  # the app's setting: the same kernels, so the same bits as the page's
+    picture = load_image(sample_image_paths[UPLOADED].read_bytes(), UPLOADED).image
+    return picture, [(preprocess_image(picture, m.preprocessing), black_baseline(m.preprocessing),
+                      classify(m, picture)) for m in cifar_pair]
+
+
+@pytest.fixture
+def page(app_test, upload_picture, sample_image_paths, cifar_pair):
+    at = upload_picture(app_test(), UPLOADED, sample_image_paths[UPLOADED].read_bytes(), "image/jpeg")
+    at.switch_page("pages/attributions.py").run()
+    assert not at.exception and not at.main.error
+    return at
+
+
+def test_integrated_gradients_overlays_delta_and_group_bars(page, cifar_pair, uploaded):
+    at = page
+    picture, per_model = uploaded
+    assert [h.value for h in at.subheader] == [m.label for m in cifar_pair]
+    deltas = [m.value for m in at.metric if m.label == "IG convergence delta"]
+    assert len(deltas) == 2
+    captions = " ".join(c.value for c in at.caption)
+    for side, (loaded, (x, black, answer)) in enumerate(zip(cifar_pair, per_model)):
+        target = answer.predicted_index
+        assert f"Explaining **{answer.predicted_class}**" in captions
+        expected = attribute(loaded.model, x, "integrated_gradients", target, n_steps=50, baseline=black)
+        assert deltas[side] == f"{expected.convergence_delta:+.2e}"
+        assert f"{expected.relative_delta:.2%} of score(picture) - score(baseline) (50 steps)" in captions
+        overlay = chart(at, f"at_overlay_{side}")
+        image, heatmap = overlay["data"]
+        np.testing.assert_array_equal(as_array(image["z"]), what_model_sees(picture, loaded.preprocessing))
+        np.testing.assert_allclose(as_array(heatmap["z"]).reshape(64, 64), expected.map, rtol=1e-6, atol=1e-9)
+        assert heatmap["colorbar"]["ticktext"] == ["against", "0", "for"]  # the sign legend
+
+        bars = chart(at, f"at_groups_{side}")["data"]
+        assert len(bars) == 1 and bars[0]["x"] == [f"group {k + 1}" for k in range(loaded.groups)]
+        groups = attribute_groups(loaded.model, x, "stage4.unit4", target, n_steps=50, baseline=black)
+        np.testing.assert_allclose(as_array(bars[0]["y"]), groups.per_group, rtol=1e-6, atol=1e-9)
+    downloads = at.get("download_button")
+    assert [d.proto.label for d in downloads] == ["PNG", ".npy", "PNG", ".npy"]
+
+
+def test_gradcam_for_a_chosen_class_in_both_models(page, cifar_pair, uploaded):
+    at = page
+    _, per_model = uploaded
+    at.selectbox(key="at_method").set_value("gradcam").run()
+    at.selectbox(key="at_cam_unit").set_value("stage3.unit8")
+    at.radio(key="at_target_kind").set_value("chosen").run()
+    at.selectbox(key="at_class").set_value("ship").run()
+    assert not at.exception and not at.main.error
+    assert not [m for m in at.metric if m.label == "IG convergence delta"]
+    assert sum("Explaining **ship**" in c.value for c in at.caption) == 2
+    for side, (loaded, (x, black, _)) in enumerate(zip(cifar_pair, per_model)):
+        ship = loaded.classes.index("ship")
+        expected = attribute(loaded.model, x, "gradcam", ship, unit="stage3.unit8")
+        heatmap = chart(at, f"at_overlay_{side}")["data"][1]
+        np.testing.assert_allclose(as_array(heatmap["z"]).reshape(64, 64), expected.map, rtol=1e-5, atol=1e-9)
+        assert heatmap["colorbar"]["ticktext"][0] == "0"  # no sign: the scale starts at zero
+        assert len(chart(at, f"at_groups_{side}")["data"][0]["x"]) == loaded.groups
+
+
+def test_every_method_renders_for_both_models(page, cifar_pair):
+    at = page
+    for method, settle in (("saliency", {}), ("smoothgrad", {"at_sg_samples": 4}),
+                           ("occlusion", {"at_occ_window": 16, "at_occ_stride": 16})):
+        for key, value in settle.items():  # before the widgets appear, so the defaults never run
+            at.session_state[key] = value
+        at.selectbox(key="at_method").set_value(method).run()
+        assert not at.exception and not at.main.error and not at.main.warning, method
+        assert len([c for c in at.get("plotly_chart") if "at_overlay_" in c.proto.id]) == 2, method
+    assert "16 window positions per model." in [c.value for c in at.caption]
+    assert [s.value for s in at.slider if s.key in ("at_occ_window", "at_occ_stride")] == [16, 16]

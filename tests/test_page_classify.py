@@ -1,0 +1,82 @@
+"""The Classify page with a picture uploaded through the sidebar: what it shows equals the library's answers."""
+
+import json
+
+import pytest
+
+from shufflenet_viz.images import load_image
+from shufflenet_viz.inference import classify
+
+
+def chart(at, key: str) -> dict:
+    """The plotly figure (as JSON) of the chart with this key."""
+    charts = [c for c in at.get("plotly_chart") if c.proto.id.endswith(key) or key in c.proto.id]
+    assert len(charts) == 1, [c.proto.id for c in at.get("plotly_chart")]
+    return json.loads(charts[0].proto.spec)
+
+
+@pytest.fixture
+def classified(app_test, upload_picture, sample_image_path, cifar_pair):
+    data = sample_image_path.read_bytes()
+    at = upload_picture(app_test(), "dog.jpg", data, "image/jpeg")
+    assert not at.exception
+    picture = load_image(data, "dog.jpg").image
+    return at, [classify(model, picture) for model in cifar_pair]
+
+
+def test_top5_of_each_model_equals_direct_inference(classified, cifar_pair):
+    at, expected = classified
+    for side, (model, answer) in enumerate(zip(cifar_pair, expected)):
+        bars = chart(at, f"top_k_{side}")["data"][0]
+        top5 = answer.top(5)
+        assert bars["y"][::-1] == [name for name, _ in top5]  # most likely on top
+        assert bars["x"][::-1] == pytest.approx([p for _, p in top5], abs=1e-9)
+    assert [header.value for header in at.subheader][:2] == [m.label for m in cifar_pair]
+
+
+def test_agreement_line_names_both_predictions(classified, cifar_pair):
+    at, expected = classified
+    left, right = (answer.predicted_class for answer in expected)
+    if left == right:
+        assert len(at.success) == 1 and not at.warning
+        assert f"both say **{left}**" in at.success[0].value
+    else:
+        assert len(at.warning) == 1 and not at.success
+        text = at.warning[0].value
+        assert text.startswith("The models disagree")
+        assert f"says **{left}**" in text and f"says **{right}**" in text
+
+
+def test_forward_time_and_what_the_model_sees(classified, cifar_pair):
+    at, _ = classified
+    times = [m.value for m in at.metric if m.label == "Forward pass"]
+    assert len(times) == 2
+    assert all(t.endswith(" ms") and float(t[:-3]) > 0 for t in times)
+    captions = [c for image in at.main.get("image") for c in image.captions]
+    for model in cifar_pair:
+        spec = model.preprocessing
+        assert (f"What the model sees: {spec.native_size}x{spec.native_size} pixels, upsampled to "
+                f"{spec.input_size}x{spec.input_size}") in captions
+
+
+def test_model_cards_show_the_manifest_metrics_when_opened(classified, cifar_pair):
+    at, _ = classified
+    labels = [e.label for e in at.main.expander]
+    assert labels == [f"Model card: {m.label}" for m in cifar_pair]
+    # Closed cards cost nothing: only the two top-5 charts are sent.
+    assert len(at.get("plotly_chart")) == 2 and not [m for m in at.metric if m.label == "Test accuracy"]
+    for side in range(2):
+        at.session_state[f"model_card_{side}"] = True  # what a click on the card's title does
+    at.run()
+    assert not at.exception
+    accuracies = [m.value for m in at.metric if m.label == "Test accuracy"]
+    assert accuracies == [f"{m.entry['metrics']['test_accuracy']:.2%}" for m in cifar_pair]
+    for side, model in enumerate(cifar_pair):
+        metrics = model.entry["metrics"]
+        heatmap = chart(at, f"confusion_{side}")["data"][0]
+        assert heatmap["z"] == metrics["confusion_matrix"]
+        assert heatmap["x"] == list(model.classes) == heatmap["y"]
+        per_class = chart(at, f"per_class_{side}")["data"][0]
+        assert dict(zip(per_class["y"], per_class["x"])) == metrics["per_class_accuracy"]
+    markdown = " ".join(m.value for m in at.main.markdown)
+    assert all(m.entry["training"]["hardware"] in markdown for m in cifar_pair)

@@ -1,0 +1,82 @@
+"""The FLOPs page (with a picture uploaded, as a user arrives at it): totals, bars and tables equal flop_report."""
+
+import json
+
+import pytest
+
+from shufflenet_viz.flops import flop_report
+from shufflenet_viz.model import GROUPS, PAPER_MFLOPS
+
+
+def chart(at, key: str) -> dict:
+    charts = [c for c in at.get("plotly_chart") if key in c.proto.id]
+    assert len(charts) == 1, [c.proto.id for c in at.get("plotly_chart")]
+    return json.loads(charts[0].proto.spec)
+
+
+def stacked_totals(figure: dict) -> list[float]:
+    """Height of each stacked bar: the sum over traces, unit by unit."""
+    traces = figure["data"]
+    return [sum(trace["y"][i] for trace in traces) for i in range(len(traces[0]["x"]))]
+
+
+@pytest.fixture
+def flops_page(app_test, upload_picture, sample_image_path):
+    at = upload_picture(app_test(), "dog.jpg", sample_image_path.read_bytes(), "image/jpeg")
+    at.switch_page("pages/flops.py").run()
+    assert not at.exception
+    return at
+
+
+def test_default_pair_totals_match_flop_report_and_table1(flops_page):
+    at = flops_page
+    reports = [flop_report(g, 1.0, 224, 1000) for g in (1, 3)]
+    macs = [m for m in at.metric if m.label == "Multiply-adds"]
+    assert [m.value for m in macs] == [f"{r.total_macs / 1e6:.1f} M" for r in reports]
+    assert [m.delta for m in macs] == [f"{r.total_macs / 1e6 / PAPER_MFLOPS[r.groups] - 1:+.1%} vs Table 1 "
+                                       f"({PAPER_MFLOPS[r.groups]} M)" for r in reports]
+    assert [m.value for m in at.metric if m.label == "Parameters"] == [f"{r.total_params / 1e6:.2f} M"
+                                                                       for r in reports]
+    for side, report in enumerate(reports):
+        figure = chart(at, f"flops_units_{side}")
+        assert figure["data"][0]["x"] == [u.name for u in report.units]
+        assert stacked_totals(figure) == pytest.approx([u.macs / 1e6 for u in report.units])
+
+
+def test_table1_comparison_lists_every_g(flops_page):
+    table = flops_page.dataframe[0].value
+    assert list(table["groups"]) == list(GROUPS)
+    assert list(table["paper_mflops"]) == [PAPER_MFLOPS[g] for g in GROUPS]
+    assert list(table["computed_mflops"]) == [round(flop_report(g, 1.0, 224, 1000).total_macs / 1e6, 1)
+                                              for g in GROUPS]
+
+
+def test_other_configuration_and_all_operations(flops_page):
+    at = flops_page
+    at.radio(key="flops_setting").set_value(list(at.radio(key="flops_setting").options)[1])
+    at.selectbox(key="flops_groups_1").set_value(8)
+    at.selectbox(key="flops_width_1").set_value(0.5)
+    at.toggle(key="flops_other_ops").set_value(True).run()
+    assert not at.exception
+    report = flop_report(8, 0.5, 64, 10)
+    macs = [m for m in at.metric if m.label == "Multiply-adds"]
+    assert macs[1].value == f"{report.total_macs / 1e6:.1f} M"
+    assert macs[1].delta == ""  # the paper gives no figure for this setting
+    figure = chart(at, "flops_units_1")
+    assert stacked_totals(figure) == pytest.approx([(u.macs + u.other_ops) / 1e6 for u in report.units])
+    assert f"Other operations: {report.total_other_ops / 1e6:.1f} M more." in [c.value for c in at.caption]
+
+
+def test_measured_time_per_unit_beside_its_share_of_macs(flops_page):
+    at = flops_page
+    report = flop_report(3, 1.0, 224, 1000)
+    units = at.dataframe[2].value  # Table 1, then the left and the right configuration
+    assert list(units["unit"]) == [u.name for u in report.units]
+    assert list(units["macs"]) == [u.macs for u in report.units]
+    assert (units["time_ms"] > 0).all()
+    assert units["time_share_percent"].sum() == pytest.approx(100, abs=0.1)
+    share = chart(at, "flops_share_1")["data"]
+    assert [trace["name"] for trace in share] == ["share of multiply-adds", "share of measured time"]
+    assert share[0]["y"] == pytest.approx(list(units["mac_share_percent"]))
+    downloads = [b.label for b in at.get("download_button")]
+    assert downloads == ["Units as CSV (with times)", "Every op as CSV"] * 2
