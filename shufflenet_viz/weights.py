@@ -87,6 +87,7 @@ def write_manifest_entry(name: str, entry: dict, weights_dir: Path = WEIGHTS_DIR
     handle, temp = tempfile.mkstemp(dir=weights_dir, prefix=".manifest-", suffix=".tmp")
     with os.fdopen(handle, "w") as out:
         out.write(text)
+    os.chmod(temp, 0o644)  # mkstemp creates 0600; the manifest is meant to be read by anyone
     os.replace(temp, weights_dir / MANIFEST_NAME)
 
 
