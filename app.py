@@ -6,7 +6,8 @@ import ui
 from shufflenet_viz.runtime import configure_torch_threads
 
 configure_torch_threads()
-st.set_page_config(page_title="ShuffleNet Lens", layout="wide")
+# A local favicon: without one Streamlit shows the current page's Material icon, fetched from Google's servers.
+st.set_page_config(page_title="ShuffleNet Lens", page_icon="🔍", layout="wide")
 
 # Each page's file path, title and icon; the first is the landing page. Pages that other helpers write add
 # their own entry here once their file exists.

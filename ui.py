@@ -16,6 +16,7 @@ from PIL import Image
 
 from shufflenet_viz import weights
 from shufflenet_viz.figures.classify import PAIR_COLOURS, confusion_figure, per_class_accuracy_figure, top_k_figure
+from shufflenet_viz.figures.flops import params_figure, share_figure, unit_cost_figure
 from shufflenet_viz.flops import FlopReport, flop_report, time_units
 from shufflenet_viz.images import ImageError, load_image
 from shufflenet_viz.inference import Classification, classify
@@ -290,3 +291,28 @@ def unit_seconds_cached(groups: int, width: float, size: int, num_classes: int) 
     """`time_units` on a freshly built model of this architecture (timing does not depend on the weights)."""
     model = build_model(groups, width, num_classes).eval()
     return time_units(model, size)
+
+
+# The FLOPs page's figures, keyed by everything they show (timings included), built once and only read afterwards.
+# Bounded: 64 + 32 + 64 figures of 18 bars each, a few tens of KB apiece.
+@st.cache_resource(max_entries=64, show_spinner=False)
+def unit_cost_figure_cached(groups: int, width: float, size: int, num_classes: int, include_other_ops: bool,
+                            y_max: float, title: str):
+    """`unit_cost_figure` of one architecture."""
+    report = flop_report_cached(groups, width, size, num_classes)
+    return unit_cost_figure(report, include_other_ops, title, y_max)
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def params_figure_cached(configs: tuple[tuple[int, float], ...], size: int, num_classes: int,
+                         names: tuple[str, ...]):
+    """`params_figure` of the configurations (groups, width), coloured by side."""
+    reports = [flop_report_cached(groups, width, size, num_classes) for groups, width in configs]
+    return params_figure(reports, names, PAIR_COLOURS)
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def share_figure_cached(groups: int, width: float, size: int, num_classes: int,
+                        seconds: tuple[tuple[str, float], ...], title: str):
+    """`share_figure` of one architecture with these measured seconds per unit."""
+    return share_figure(flop_report_cached(groups, width, size, num_classes), dict(seconds), title)

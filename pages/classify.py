@@ -38,7 +38,8 @@ def model_card(loaded: LoadedModel, side: int) -> None:
         if "accuracy_with_shuffle" in ablation and "accuracy_without_shuffle" in ablation:
             st.markdown(f"**Channel shuffle switched off** ({ablation.get('images', 'test subset')}): "
                         f"{ablation['accuracy_with_shuffle']:.1%} with shuffle, "
-                        f"{ablation['accuracy_without_shuffle']:.1%} without.")
+                        f"{ablation['accuracy_without_shuffle']:.1%} without"
+                        f"{' (with one group the shuffle changes nothing)' if loaded.groups == 1 else ''}.")
         per_class_figure, matrix_figure = ui.model_card_figures_cached(loaded.name, side)
         if per_class_figure is not None:
             st.plotly_chart(per_class_figure, theme=None, key=f"per_class_{side}")

@@ -6,9 +6,7 @@ import io
 import streamlit as st
 
 import ui
-from shufflenet_viz.figures.classify import PAIR_COLOURS
-from shufflenet_viz.figures.flops import (paper_comparison_rows, params_figure, share_figure, unit_cost_figure,
-                                          unit_table_rows, unit_totals)
+from shufflenet_viz.figures.flops import paper_comparison_rows, unit_table_rows, unit_totals
 from shufflenet_viz.model import GROUPS, WIDTHS
 
 SETTINGS = {
@@ -63,8 +61,9 @@ for side, (column, report, name) in enumerate(zip(st.columns(2, gap="large"), re
         metric_columns[1].metric("Parameters", f"{report.total_params / 1e6:.2f} M")
         if include_other_ops:
             st.caption(f"Other operations: {report.total_other_ops / 1e6:.1f} M more.")
-        st.plotly_chart(unit_cost_figure(report, include_other_ops, f"Cost per unit, {name}", y_max), theme=None,
-                        key=f"flops_units_{side}")
+        figure = ui.unit_cost_figure_cached(report.groups, report.width, size, num_classes, include_other_ops,
+                                            y_max, f"Cost per unit, {name}")
+        st.plotly_chart(figure, theme=None, key=f"flops_units_{side}")
 if not include_other_ops:
     st.caption("Shortcut, channel shuffle and the elementwise ops (batch norm, ReLU, add) have no multiply-adds, "
                "so they add nothing to these bars; switch on the toggle above to count them too.")
@@ -78,7 +77,8 @@ st.dataframe(table1, hide_index=True, column_config={
 st.caption("ShuffleNet 1x at 224x224 with 1000 classes, multiply-adds of convolutions and the classifier.")
 
 st.header("Parameters per unit")
-st.plotly_chart(params_figure(reports, names, PAIR_COLOURS), theme=None, key="flops_params")
+st.plotly_chart(ui.params_figure_cached(tuple(configs), size, num_classes, tuple(names)), theme=None,
+                key="flops_params")
 
 st.header("Multiply-adds against the clock")
 st.markdown("The same units timed on this server's CPU (median of 5 runs, one image). Where the green and red "
@@ -87,9 +87,11 @@ st.markdown("The same units timed on this server's CPU (median of 5 runs, one im
 timings = [ui.unit_seconds_cached(g, w, size, num_classes) for g, w in configs]
 for side, (column, report, name, seconds) in enumerate(zip(st.columns(2, gap="large"), reports, names, timings)):
     with column:
-        st.plotly_chart(share_figure(report, seconds, f"{name}: share of MACs and of time"), theme=None,
-                        key=f"flops_share_{side}")
-        st.caption(f"Measured: {sum(seconds.values()) * 1000:.1f} ms for the whole network.")
+        figure = ui.share_figure_cached(report.groups, report.width, size, num_classes, tuple(seconds.items()),
+                                        f"{name}: share of MACs and of time")
+        st.plotly_chart(figure, theme=None, key=f"flops_share_{side}")
+        st.caption(f"Measured: {sum(seconds.values()) * 1000:.1f} ms for the whole network, once per server start; "
+                   f"other work on this CPU at that moment shows up as noise.")
         rows = unit_table_rows(report, seconds)
         st.dataframe(rows, hide_index=True, key=f"flops_table_{side}")
         stem = f"shufflenet_g{report.groups}_w{report.width:g}_{report.size}px"

@@ -1,6 +1,7 @@
 """Information flow between channel groups: g=1, g=3 and g=3 with the shuffle off, by structure, by
 measurement on the current picture, and by switching the shuffle off in the trained model."""
 
+import plotly.graph_objects as go
 import streamlit as st
 from PIL import Image
 
@@ -27,14 +28,48 @@ def resolve(name: str, shuffle: bool) -> LoadedModel:
     return ui.loaded_models()[name] if shuffle else shuffle_off_copy(name)
 
 
-# Bounded: 12 results (3 models x 4 settings); the largest is a 960 x 960 float64 matrix (7 MB).
-@st.cache_data(max_entries=12, show_spinner=False)
-def cached_influence(name: str, shuffle: bool, image_sha256: str, stage: str, after: int, units: int | None,
-                     groups: int, _image: Image.Image) -> flow.Influence:
+# Results and figures are cached as objects (cache_resource, read-only, no copy per run): building the figures
+# costs more than the rest of the page. A view is (title, model name, shuffle on).
+# Bounded: 36 = 3 views x 12 start points; the largest is 3 steps of 960 x 480 booleans (1.4 MB).
+@st.cache_resource(max_entries=36, show_spinner=False)
+def structure(name: str, shuffle: bool, stage: str, after: int) -> list[flow.ReachStep]:
+    """`flow.stage_reachability` for one model, once per start point."""
+    return flow.stage_reachability(resolve(name, shuffle).model, stage, after)
+
+
+# Bounded: 24 figures of three panels of at most 240 x 240 cells (~1.5 MB each).
+@st.cache_resource(max_entries=24, show_spinner=False)
+def structure_figure(views: tuple, stage: str, after: int, step: int, groups: int) -> go.Figure:
+    """The reachability matrices of all views at one unit after the start point."""
+    return reachability_figure([(title, structure(name, shuffle, stage, after)[step].connectivity, groups)
+                                for title, name, shuffle in views])
+
+
+# Bounded: one list of at most 16 short records per grouped model.
+@st.cache_resource(max_entries=4, show_spinner=False)
+def mixing(name: str) -> list[flow.MixingPoint]:
+    """Where a model's structure mixes groups with the shuffle off."""
+    return flow.mixing_without_shuffle(ui.loaded_models()[name].model)
+
+
+# Bounded: 12 results (3 views x 4 settings); the largest is a 960 x 960 float64 matrix (7 MB).
+@st.cache_resource(max_entries=12, show_spinner=False)
+def influence(name: str, shuffle: bool, image_sha256: str, stage: str, after: int, units: int | None,
+              groups: int, _image: Image.Image) -> flow.Influence:
     """`flow.measure_influence` for one model, picture and span, computed once."""
     loaded = resolve(name, shuffle)
     x = preprocess_image(_image, loaded.preprocessing)
     return flow.measure_influence(loaded.model, x, stage, after, units, groups)
+
+
+# Bounded: 8 figures of three panels of at most 240 x 240 cells (~1.5 MB each).
+@st.cache_resource(max_entries=8, show_spinner=False)
+def influence_heatmaps(views: tuple, image_sha256: str, stage: str, after: int, units: int | None, groups: int,
+                       _image: Image.Image) -> tuple[go.Figure, list[tuple[str, flow.Influence]]]:
+    """The measured influence of all views for one picture and span, and its figure."""
+    measured = [(title, influence(name, shuffle, image_sha256, stage, after, units, groups, _image))
+                for title, name, shuffle in views]
+    return influence_figure(measured), measured
 
 
 # Bounded: 32 classifications of at most 1000 probabilities each.
@@ -64,7 +99,7 @@ if ungrouped is None or grouped is None:
                "'Models compared' in the sidebar.")
     st.stop()
 g = grouped.groups
-views = [("g=1", ungrouped.name, True), (f"g={g}", grouped.name, True), (f"g={g}, shuffle off", grouped.name, False)]
+views = (("g=1", ungrouped.name, True), (f"g={g}", grouped.name, True), (f"g={g}, shuffle off", grouped.name, False))
 
 choice = st.columns(2)
 stage = choice[0].radio("Stage", STAGE_NAMES, horizontal=True, key="flow_stage")
@@ -80,21 +115,21 @@ st.markdown(f"Read from the modules themselves: each convolution's groups, the p
             f"and the shortcut (added in stride-1 units, concatenated in stride-2 units). Rows: channels at a unit's "
             f"output; columns: channels at the start point. Orange lines: the {g} groups (for g=1, the same "
             f"{g} equal parts, for comparison).")
-reach = {title: flow.stage_reachability(resolve(name, shuffle).model, stage, after) for title, name, shuffle in views}
+reach = {title: structure(name, shuffle, stage, after) for title, name, shuffle in views}
 unit_names = [step.unit_name for step in reach[views[0][0]]]
 shown_unit = st.select_slider("Follow the flow unit by unit: output of", unit_names, value=unit_names[0],
                               key=f"flow_structure_unit_{stage}_{after}")
 step_index = unit_names.index(shown_unit)
-st.plotly_chart(reachability_figure([(title, reach[title][step_index].connectivity, g) for title, _, _ in views]),
-                key="flow_structure")
+st.plotly_chart(structure_figure(views, stage, after, step_index, g), key="flow_structure")
 for column, (title, _, _) in zip(st.columns(len(views)), views):
     column.metric(f"{title}: channel pairs connected", f"{reach[title][step_index].connected_share:.1%}")
-st.caption(f"With the shuffle off, the stride-1 units keep the matrix block-diagonal: each group stays on its own "
-           f"forever. One shuffle fills the matrix; g=1 is full from the first 1x1 convolution on.")
+st.caption("With the shuffle off, the stride-1 units keep the matrix block-diagonal: each group stays on its own "
+           "forever. One shuffle fills the matrix; g=1 is full from the first 1x1 convolution on." +
+           (" Starting at the stage input, the stride-2 unit's concatenation already mixes groups (see below)."
+            if after == 0 else ""))
 
 st.subheader("Where channels mix even with the shuffle off")
-mixing = flow.mixing_without_shuffle(grouped.model)
-st.markdown("\n".join(f"- **{point.unit_name}**: {point.reason}." for point in mixing) or
+st.markdown("\n".join(f"- **{point.unit_name}**: {point.reason}." for point in mixing(grouped.name)) or
             "- nowhere: every unit keeps the groups apart")
 st.caption("Start this page at a stage's input to see the stride-2 unit's concatenation at work. Inside a stage "
            "(from the first unit's output on) nothing crosses the groups without the shuffle.")
@@ -107,15 +142,16 @@ st.markdown("For each output channel j and input channel i: |d mean(out_j) / d i
             "the exact Jacobian on this picture's activation (the shared model is not changed). White: exactly "
             "zero.")
 with st.spinner("Measuring the Jacobians..."):
-    influences = [(title, cached_influence(name, shuffle, current.sha256, stage, after, units, g, current.image))
-                  for title, name, shuffle in views]
-st.plotly_chart(influence_figure(influences), key="flow_influence")
+    figure, influences = influence_heatmaps(views, current.sha256, stage, after, units, g, current.image)
+st.plotly_chart(figure, key="flow_influence")
 for column, (title, influence) in zip(st.columns(len(views)), influences):
     column.metric(f"{title}: influence crossing groups", flow.format_share(influence.cross_group_share),
                   help=f"From the {influence.start} to the {influence.end}; measured in "
                        f"{influence.seconds:.2f} s.")
 st.caption(f"Share of all influence that goes from one of the {g} groups to another. With the shuffle off it is "
-           f"exactly zero inside a stage; one shuffle is enough to spread influence across all groups.")
+           f"exactly zero inside a stage; one shuffle is enough to spread influence across all groups." +
+           (" This span starts at the stage input, so it includes the stride-2 unit, whose concatenation lets "
+            "some influence cross groups even with the shuffle off." if after == 0 else ""))
 
 st.header(f"c. Switch the shuffle off in the trained g={g} model")
 with_result = ui.classify_cached(grouped.name, current.sha256, current.image)
@@ -150,7 +186,8 @@ else:
                      delta=f"{(accuracy.without_shuffle - accuracy.with_shuffle) * 100:+.1f} points")
     scores[2].metric(f"Paper, {paper['model']}: error without / with shuffle",
                      f"{paper['error_without_shuffle']:.1%} / {paper['error_with_shuffle']:.1%}")
-    st.caption(f"Ours: {accuracy.images}, {accuracy.source}. Paper: {paper['source']}.")
+    st.caption(f"Ours: {accuracy.images}, {accuracy.source}; guessing would score {1 / len(grouped.classes):.0%}. "
+               f"Paper: {paper['source']}.")
 st.markdown(f"**Read these numbers honestly.** Our g={g} model was trained *with* the shuffle; switching it off at "
             f"test time hands every later layer channels in an order it never saw, so the drop measures the "
             f"scrambling as much as the lost cross-group flow. The paper trained each variant on its own, and its "

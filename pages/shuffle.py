@@ -1,12 +1,13 @@
 """Channel shuffle: the operation animated, why it matters (the paper's Figure 1), and the shuffle of a real unit."""
 
+import plotly.graph_objects as go
 import streamlit as st
 import torch
 
 import ui
 from shufflenet_viz import flow
 from shufflenet_viz.figures.shuffle import layered_flow_figure, permutation_wiring_figure, shuffle_animation_figure
-from shufflenet_viz.model import BOTTLENECK_RATIO, STAGE_OUT_CHANNELS
+from shufflenet_viz.model import BOTTLENECK_RATIO, STAGE_OUT_CHANNELS, shuffle_permutation
 
 DEFAULT_GROUPS = 3
 # The bottleneck of the g=3 model's Stage 2 at 1x: 240 output channels / 4.
@@ -14,11 +15,31 @@ DEFAULT_CHANNELS = STAGE_OUT_CHANNELS[DEFAULT_GROUPS][0] // BOTTLENECK_RATIO
 FIGURE1_CHOICES = (2, 3, 4)
 
 
-# Bounded: 32 animations of at most 96 channels x 22 frames of positions (~35 KB each).
-@st.cache_data(max_entries=32, show_spinner=False)
-def cached_animation(channels: int, groups: int) -> flow.ShuffleAnimation:
-    """`flow.shuffle_animation`, once per setting."""
-    return flow.shuffle_animation(channels, groups)
+# Figures are cached as objects (cache_resource: no copy per run) because building them costs more than
+# the rest of the page; st.plotly_chart only reads them. Bounded: 32 animations (~0.3 MB each), 27 Figure 1
+# settings, 32 wirings (2 models x 16 units).
+@st.cache_resource(max_entries=32, show_spinner=False)
+def animation_figure(channels: int, groups: int) -> go.Figure:
+    """The shuffle animation of `channels` channels in `groups` groups."""
+    return shuffle_animation_figure(flow.shuffle_animation(channels, groups))
+
+
+@st.cache_resource(max_entries=27, show_spinner=False)
+def figure1(channels: int, groups: int, layers: int) -> tuple[go.Figure, list[flow.LayeredFlow]]:
+    """Stacked group convolutions without and with shuffle, and their figure."""
+    stacks = [flow.stacked_group_convs(channels, groups, layers, shuffle) for shuffle in (False, True)]
+    return layered_flow_figure(stacks, ["without shuffle", "with shuffle"]), stacks
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def unit_wiring(model_name: str, unit_name: str) -> tuple[go.Figure, torch.Tensor, int]:
+    """The wiring figure of the shuffle a loaded model applies in one unit, its permutation and groups."""
+    unit = dict(ui.loaded_models()[model_name].model.named_modules())[unit_name]
+    bottleneck = unit.compress_conv.out_channels
+    permutation = flow.applied_permutation(unit.shuffle, bottleneck)
+    figure = permutation_wiring_figure(permutation, unit.shuffle.groups,
+                                       f"{unit_name}: {bottleneck} channels, g={unit.shuffle.groups}")
+    return figure, permutation, unit.shuffle.groups
 
 
 st.title("Channel shuffle")
@@ -41,14 +62,13 @@ problem = flow.shuffle_setting_problem(channels, groups)
 if problem:
     st.error(problem)
 else:
-    animation = cached_animation(channels, groups)
-    st.plotly_chart(shuffle_animation_figure(animation), key="shuffle_animation")
+    st.plotly_chart(animation_figure(channels, groups), key="shuffle_animation")
     st.caption("Press **Play** (or drag the slider). Each dot is a channel, labelled with its index and coloured by "
                "its group. Watch the colours: they start as solid blocks and end interleaved, one channel of each "
                "group after another, so every later group convolution sees all groups.")
-    st.markdown(f"**Index map** `out[i] \u2190 in[perm[i]]`: {flow.describe_permutation(animation.permutation)}")
+    permutation = shuffle_permutation(channels, groups)
+    st.markdown(f"**Index map** `out[i] \u2190 in[perm[i]]`: {flow.describe_permutation(permutation)}")
     with st.expander(f"The whole index map ({channels} channels)"):
-        permutation = animation.permutation
         st.dataframe({"output channel i": list(range(channels)),
                       "input channel perm[i]": permutation.tolist(),
                       "input group": (permutation // (channels // groups) + 1).tolist()},
@@ -62,9 +82,8 @@ choice = st.columns(3)
 layers = choice[0].select_slider("Group convolutions stacked", FIGURE1_CHOICES, value=2, key="shuffle_fig1_layers")
 figure1_groups = choice[1].select_slider("Groups", FIGURE1_CHOICES, value=3, key="shuffle_fig1_groups")
 per_group = choice[2].select_slider("Channels per group", FIGURE1_CHOICES, value=4, key="shuffle_fig1_per_group")
-figure1_channels = figure1_groups * per_group
-stacks = [flow.stacked_group_convs(figure1_channels, figure1_groups, layers, shuffle) for shuffle in (False, True)]
-st.plotly_chart(layered_flow_figure(stacks, ["without shuffle", "with shuffle"]), key="shuffle_figure1")
+figure, stacks = figure1(figure1_groups * per_group, figure1_groups, layers)
+st.plotly_chart(figure, key="shuffle_figure1")
 counts = st.columns(2)
 for column, stack in zip(counts, stacks):
     column.metric(f"Output channels that hear every group, {'with' if stack.shuffle else 'without'} shuffle",
@@ -80,18 +99,14 @@ pair = ui.model_pair()
 unit_names = pair[0].model.unit_names()
 unit_name = st.selectbox("Unit", unit_names, index=unit_names.index("stage2.unit2"), key="shuffle_unit")
 for side, (column, loaded) in enumerate(zip(st.columns(len(pair), gap="large"), pair)):
-    unit = dict(loaded.model.named_modules()).get(unit_name)
     with column:
         st.subheader(loaded.label)
-        if unit is None:
+        if unit_name not in loaded.model.unit_names():
             st.warning(f"{loaded.label} has no unit named {unit_name}.")
             continue
-        bottleneck = unit.compress_conv.out_channels
-        permutation = flow.applied_permutation(unit.shuffle, bottleneck)
-        unit_groups = unit.shuffle.groups
-        st.plotly_chart(permutation_wiring_figure(
-            permutation, unit_groups, f"{unit_name}: {bottleneck} channels, g={unit_groups}"),
-            key=f"shuffle_unit_wiring_{side}")
+        figure, permutation, unit_groups = unit_wiring(loaded.name, unit_name)
+        bottleneck = permutation.numel()
+        st.plotly_chart(figure, key=f"shuffle_unit_wiring_{side}")
         if torch.equal(permutation, torch.arange(bottleneck)):
             why = "one group" if unit_groups == 1 else "the shuffle is switched off in this model"
             st.caption(f"Identity ({why}): every line is straight, each channel stays where it is.")

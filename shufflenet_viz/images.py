@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import math
 import re
 import struct
 import tomllib
@@ -166,7 +167,8 @@ def load_image(data: bytes, filename: str = "") -> LoadedImage:
 # --- refusals -------------------------------------------------------------------------------------------
 
 def _too_large_message(name: str, size: int) -> str:
-    return (f"{name} is {size / 2**20:.1f} MB; the limit is {UPLOAD_LIMIT_MB} MB. "
+    megabytes = math.ceil(size / 2**20 * 10) / 10  # rounded up, so a file just over the limit never reads as at it
+    return (f"{name} is {megabytes:.1f} MB; the limit is {UPLOAD_LIMIT_MB} MB. "
             f"Save a smaller copy (e.g. a JPEG at most 4000 pixels wide) and try again.")
 
 

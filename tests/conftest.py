@@ -82,23 +82,23 @@ def init_as_after_navigation(original_init: Callable) -> Callable:
     return init
 
 
-@pytest.fixture
-def app_test(monkeypatch) -> Callable:
+@pytest.fixture(scope="session")
+def app_test() -> Callable:
     """Factory: `app_test()` gives a fresh AppTest of app.py, already run once (the landing page)."""
     from streamlit.runtime.pages_manager import PagesManager
     from streamlit.testing.v1 import AppTest
-
-    monkeypatch.setattr(PagesManager, "__init__", init_as_after_navigation(PagesManager.__init__))
 
     def make():
         at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=APP_TIMEOUT_S)
         at.run()
         return at
 
-    return make
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(PagesManager, "__init__", init_as_after_navigation(PagesManager.__init__))
+        yield make
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def upload_picture() -> Callable:
     """`upload_picture(at, name, data, mime)` puts a file into the sidebar's uploader and reruns the app."""
     import ui

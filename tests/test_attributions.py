@@ -46,20 +46,36 @@ def score(model, x: torch.Tensor, target: int) -> float:
         return float(model(x)[0, target])
 
 
+# Completeness at 200 steps, measured on the shipped models (all six sample photographs, black and mean-colour
+# baselines, predicted class): the median pair is off by 0.3-0.4% of f(x) - f(baseline), but 6 of 24 pairs
+# are off by 1.0-2.9%. That is quadrature error, not float error (float64 gives the same 1.9% for g=3, cat,
+# black) and not the rule (trapezoid and midpoint rules miss 1% on other pairs): ReLU and max pooling make
+# the gradient along the path a step function, whose integral converges only as 1/steps, and not
+# monotonically. Hence two bounds: the median within 1%, every pair within 3%. The test runs three of the
+# photographs (12 runs of 200 steps cost minutes on a busy 2-core machine), the cat among them: it gives the
+# worst pair of both models.
+COMPLETENESS_MEDIAN, COMPLETENESS_WORST = 0.01, 0.03
+COMPLETENESS_PHOTOS = ("cat.jpg", "dog.jpg", "bird.jpg")
+
+
 @pytest.mark.parametrize("side", [0, 1], ids=["g1", "g3"])
-def test_integrated_gradients_is_complete_within_one_percent_at_200_steps(cifar_pair, inputs, side):
+def test_integrated_gradients_is_complete_at_200_steps(cifar_pair, sample_image_paths, side):
     loaded = cifar_pair[side]
     black = black_baseline(loaded.preprocessing)
-    for name, baseline in (("cat.jpg", black), ("deer.jpg", None)):
-        x = inputs[side, name]
-        result = attribute(loaded.model, x, "integrated_gradients", None, n_steps=200, baseline=baseline)
-        reference = torch.zeros_like(x) if baseline is None else baseline
-        # f(x) - f(baseline) measured here, not taken from Captum's delta.
-        expected = score(loaded.model, x, result.target) - score(loaded.model, reference, result.target)
-        assert abs(expected) > 1e-3, "the check needs a baseline the model scores differently"
-        assert abs(result.values.sum() - expected) <= 0.01 * abs(expected), (name, baseline is None)
-        assert result.relative_delta <= 0.01
-        assert result.convergence_delta == pytest.approx(result.values.sum() - expected, abs=1e-4)
+    errors = {}
+    for name in COMPLETENESS_PHOTOS:
+        with Image.open(sample_image_paths[name]) as image:
+            x = preprocess_image(image.convert("RGB"), loaded.preprocessing)
+        for baseline_name, baseline in (("black", black), ("mean colour", torch.zeros_like(x))):
+            result = attribute(loaded.model, x, "integrated_gradients", None, n_steps=200, baseline=baseline)
+            # f(x) - f(baseline) measured here, not taken from Captum's delta.
+            expected = score(loaded.model, x, result.target) - score(loaded.model, baseline, result.target)
+            assert abs(expected) > 0.1, "the check needs a baseline the model scores differently"
+            errors[name, baseline_name] = abs(result.values.sum() - expected) / abs(expected)
+            assert result.convergence_delta == pytest.approx(result.values.sum() - expected, abs=1e-4)
+    assert len(errors) == 6
+    assert np.median(list(errors.values())) <= COMPLETENESS_MEDIAN, errors
+    assert max(errors.values()) <= COMPLETENESS_WORST, errors
 
 
 @pytest.mark.parametrize("method", list(METHODS))
@@ -74,7 +90,8 @@ def test_every_method_gives_a_finite_map_of_the_input_size(cifar_pair, inputs, m
         assert np.isfinite(result.values).all()
         if method == "gradcam":  # kept where positive: may be empty for a class the picture shows no sign of
             unclipped = attribute(loaded.model, x, method, target, relu=False, **FAST_OPTIONS[method])
-            assert np.abs(unclipped.map).max() > 0 and np.array_equal(result.map, np.maximum(unclipped.map, 0))
+            assert np.abs(unclipped.map).max() > 0
+            assert np.array_equal(result.extras["unit_map"], np.maximum(unclipped.extras["unit_map"], 0))
         else:
             assert np.abs(result.map).max() > 0
         assert result.signed == (method in ("integrated_gradients", "occlusion"))

@@ -6,7 +6,6 @@ Debian's Chromium (`apt-get install chromium`) driven by Playwright; screenshots
 
 from __future__ import annotations
 
-import os
 import re
 import socket
 import subprocess
@@ -25,6 +24,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SHOTS = Path("/tmp/shots")
+LOCAL_URL_PREFIXES = ("http://127.0.0.1", "ws://127.0.0.1", "data:", "blob:", "about:")
 SERVER_START_S = 90
 # Pages compute on a shared 2-core machine; the first visit of a page fills its caches.
 PAGE_TIMEOUT_MS = 180_000
@@ -95,6 +95,18 @@ def assert_no_exception(page, where: str, log_path: Path) -> None:
     assert "Traceback" not in page.content(), f"{where}: a traceback is on the page"
 
 
+def screenshot_whole_page(page, path: Path) -> None:
+    """A screenshot of the whole page: Streamlit scrolls inside its main area, so the window is made as tall
+    as the content for the shot (at most 8000 px), then restored."""
+    viewport = page.viewport_size
+    height = page.evaluate("() => Math.max(...[...document.querySelectorAll('[data-testid=stMain], "
+                           "[data-testid=stAppViewContainer]')].map(e => e.scrollHeight))")
+    page.set_viewport_size({"width": viewport["width"], "height": min(max(viewport["height"], height), 8000)})
+    page.wait_for_timeout(1000)  # charts re-layout to the new size
+    page.screenshot(path=str(path))
+    page.set_viewport_size(viewport)
+
+
 def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
 
@@ -116,7 +128,10 @@ def test_upload_then_every_page_in_chromium(server, sample_image_path, cifar_pai
         try:
             page = browser.new_page(viewport={"width": 1600, "height": 1000})  # a projector's 16:10
             page.set_default_timeout(PAGE_TIMEOUT_MS)
-            page.goto(url)
+            outside = []  # the app must not call out to the network (fonts, icons, telemetry)
+            page.on("request", lambda request: outside.append(request.url)
+                    if not request.url.startswith(LOCAL_URL_PREFIXES) else None)
+            page.goto(url, wait_until="domcontentloaded")
             sidebar = page.get_by_test_id("stSidebar")
             expect(sidebar.get_by_test_id("stFileUploader")).to_be_visible(timeout=PAGE_TIMEOUT_MS)
             wait_until_idle(page)
@@ -136,6 +151,12 @@ def test_upload_then_every_page_in_chromium(server, sample_image_path, cifar_pai
                 assert "Top 5" in chart_text
                 assert all(name in chart_text for name in names), (side, names, chart_text)
             assert_no_exception(page, "Classify after the upload", log_path)
+            # A model card renders its content when opened.
+            page.get_by_text(f"Model card: {cifar_pair[0].label}", exact=True).click()
+            expect(page.get_by_test_id("stMetric").filter(has_text="Test accuracy")).to_contain_text(
+                f"{cifar_pair[0].entry['metrics']['test_accuracy']:.2%}")
+            wait_until_idle(page)
+            assert_no_exception(page, "Classify with a model card open", log_path)
 
             for index, (file, title) in enumerate(pages):
                 sidebar.get_by_test_id("stSidebarNav").get_by_text(title, exact=True).click()
@@ -144,7 +165,8 @@ def test_upload_then_every_page_in_chromium(server, sample_image_path, cifar_pai
                 assert_no_exception(page, f"page {title} ({file})", log_path)
                 # The uploaded picture is still the current one after the page switch.
                 expect(sidebar.get_by_test_id("stImage")).to_contain_text(sample_image_path.name)
-                page.screenshot(path=str(SHOTS / f"{index:02d}_{slug(title)}.png"), full_page=True)
+                screenshot_whole_page(page, SHOTS / f"{index:02d}_{slug(title)}.png")
+            assert not outside, f"the page requested addresses outside this machine: {sorted(set(outside))}"
         finally:
             browser.close()
     log = log_path.read_text()

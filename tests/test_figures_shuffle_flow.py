@@ -19,20 +19,22 @@ def test_animation_figure_frames_controls_and_final_order():
     figure = shuffle_animation_figure(animation)
     assert len(figure.frames) == 22
     assert [b.label for b in figure.layout.updatemenus[0].buttons] == ["\u25B6 Play", "\u275A\u275A Pause"]
-    steps = figure.layout.sliders[0].steps
-    assert len(steps) == 22 and [s.args[0] for s in steps] == [[str(f)] for f in range(22)]
-    assert [steps[k].label for k in (0, 7, 14, 21)] == ["row", "reshape", "transpose", "flatten"]
-    assert [t.marker.color for t in figure.data] == list(GROUP_COLOURS[:3])
-    assert figure.frames[0].layout.title.text.startswith("1. channels in a row")
-    assert figure.frames[21].layout.title.text.startswith("4. flatten back")
+    steps = figure.layout.sliders[0].steps  # one per key stage; Play runs the frames in between too
+    assert [list(s.args[0]) for s in steps] == [["0"], ["7"], ["14"], ["21"]]
+    assert [s.label for s in steps] == ["1 row", "2 reshape", "3 transpose", "4 flatten"]
+    assert [t.marker.color for t in figure.data[:3]] == list(GROUP_COLOURS[:3])
+    captions = [frame.data[3].text[0] for frame in figure.frames]
+    assert captions[0] == "1. channels in a row" and captions[1] == captions[7] == "2. reshape into g rows of C/g"
+    assert captions[21] == "4. flatten back: the shuffled row"
+    assert figure.layout.title.text == "Channel shuffle of C=60 channels in g=3 groups"
     permutation = shuffle_permutation(60, 3).tolist()
     placed = {}
-    for trace in figure.frames[-1].data:
+    for trace in figure.frames[-1].data[:3]:
         for x, y, label in zip(trace.x, trace.y, trace.text):
             assert y == 0
             placed[int(round(x))] = int(label)
     assert [placed[slot] for slot in range(60)] == permutation  # out[i] <- in[perm[i]]
-    first = {int(label): x for trace in figure.frames[0].data for x, label in zip(trace.x, trace.text)}
+    first = {int(label): x for trace in figure.frames[0].data[:3] for x, label in zip(trace.x, trace.text)}
     assert first == {i: i for i in range(60)}
 
 

@@ -119,7 +119,7 @@ def test_pixel_limit_is_ours_and_below_pillows():
 def test_bytes_above_upload_limit_are_refused_stating_the_limit():
     data = b"\xff\xd8" + b"\x00" * images.UPLOAD_LIMIT_BYTES
     message = refusal(data, "huge.jpg")
-    assert f"the limit is {images.UPLOAD_LIMIT_MB} MB" in message and "huge.jpg is 25.0 MB" in message
+    assert f"the limit is {images.UPLOAD_LIMIT_MB} MB" in message and "huge.jpg is 25.1 MB" in message
 
 
 def test_file_above_upload_limit_is_refused_without_reading_it(tmp_path, monkeypatch):
@@ -127,7 +127,7 @@ def test_file_above_upload_limit_is_refused_without_reading_it(tmp_path, monkeyp
     with open(path, "wb") as handle:
         handle.truncate(images.UPLOAD_LIMIT_BYTES + 1)  # sparse: costs no disk
     monkeypatch.setattr(Path, "read_bytes", lambda self: pytest.fail("an oversized file was read"))
-    with pytest.raises(ImageError, match=r"huge\.jpg is 25\.0 MB; the limit is 25 MB"):
+    with pytest.raises(ImageError, match=r"huge\.jpg is 25\.1 MB; the limit is 25 MB"):
         load_image_file(path)
 
 

@@ -15,7 +15,7 @@ def chart(at, key: str) -> dict:
     return json.loads(charts[0].proto.spec)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def classified(app_test, upload_picture, sample_image_path, cifar_pair):
     data = sample_image_path.read_bytes()
     at = upload_picture(app_test(), "dog.jpg", data, "image/jpeg")
@@ -30,7 +30,8 @@ def test_top5_of_each_model_equals_direct_inference(classified, cifar_pair):
         bars = chart(at, f"top_k_{side}")["data"][0]
         top5 = answer.top(5)
         assert bars["y"][::-1] == [name for name, _ in top5]  # most likely on top
-        assert bars["x"][::-1] == pytest.approx([p for _, p in top5], abs=1e-9)
+        # float32 kernels may sum in another order from call to call: equal to ~1e-7, not bit for bit
+        assert bars["x"][::-1] == pytest.approx([p for _, p in top5], abs=1e-5)
     assert [header.value for header in at.subheader][:2] == [m.label for m in cifar_pair]
 
 

@@ -20,12 +20,17 @@ def stacked_totals(figure: dict) -> list[float]:
     return [sum(trace["y"][i] for trace in traces) for i in range(len(traces[0]["x"]))]
 
 
-@pytest.fixture
-def flops_page(app_test, upload_picture, sample_image_path):
+def open_flops_page(app_test, upload_picture, sample_image_path):
     at = upload_picture(app_test(), "dog.jpg", sample_image_path.read_bytes(), "image/jpeg")
     at.switch_page("pages/flops.py").run()
     assert not at.exception
     return at
+
+
+@pytest.fixture(scope="module")
+def flops_page(app_test, upload_picture, sample_image_path):
+    """The FLOPs page as it first appears; tests that change its widgets open their own."""
+    return open_flops_page(app_test, upload_picture, sample_image_path)
 
 
 def test_default_pair_totals_match_flop_report_and_table1(flops_page):
@@ -51,8 +56,8 @@ def test_table1_comparison_lists_every_g(flops_page):
                                               for g in GROUPS]
 
 
-def test_other_configuration_and_all_operations(flops_page):
-    at = flops_page
+def test_other_configuration_and_all_operations(app_test, upload_picture, sample_image_path):
+    at = open_flops_page(app_test, upload_picture, sample_image_path)
     at.radio(key="flops_setting").set_value(list(at.radio(key="flops_setting").options)[1])
     at.selectbox(key="flops_groups_1").set_value(8)
     at.selectbox(key="flops_width_1").set_value(0.5)

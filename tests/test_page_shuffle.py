@@ -1,8 +1,10 @@
 """The Channel shuffle page with a picture uploaded through the sidebar: the animation, the index map, the
 Figure 1 comparison and the permutation each trained model applies, and a clear message for a bad C."""
 
+import base64
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -21,12 +23,20 @@ def charts(at) -> dict[str, dict]:
     return found
 
 
+def array(value) -> np.ndarray:
+    """A plotly JSON array: a list, or a typed array {'dtype', 'bdata'[, 'shape']} as plotly writes numpy."""
+    if isinstance(value, dict):
+        flat = np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
+        return flat.reshape([int(n) for n in str(value.get("shape", flat.size)).split(",")])
+    return np.array(value, dtype=float)
+
+
 def wiring_links(figure: dict) -> dict[int, int]:
     """output channel -> input channel, from the lines of a permutation wiring figure."""
     links = {}
     for trace in figure["data"]:
         if trace["mode"] == "lines":
-            xs = trace["x"]
+            xs = array(trace["x"])
             for start in range(0, len(xs), 3):
                 links[int(xs[start + 1])] = int(xs[start])
     return links
@@ -55,13 +65,14 @@ def test_default_animation_is_the_stage2_bottleneck(page):
     assert page.number_input(key="shuffle_groups").value == 3
     figure = charts(page)["shuffle_animation"]
     assert len(figure["frames"]) == 4 + 3 * 6
-    assert len(figure["layout"]["sliders"][0]["steps"]) == 22
-    assert figure["layout"]["title"]["text"] == "1. channels in a row  (C=60, g=3)"
+    assert [step["label"] for step in figure["layout"]["sliders"][0]["steps"]] == [
+        "1 row", "2 reshape", "3 transpose", "4 flatten"]
+    assert figure["layout"]["title"]["text"] == "Channel shuffle of C=60 channels in g=3 groups"
     permutation = shuffle_permutation(60, 3).tolist()
-    final = {round(x): int(label) for trace in figure["frames"][-1]["data"]
-             for x, label in zip(trace["x"], trace["text"])}
+    final = {round(x): int(label) for trace in figure["frames"][-1]["data"][:3]
+             for x, label in zip(array(trace["x"]), trace["text"])}
     assert [final[slot] for slot in range(60)] == permutation
-    index_map = page.dataframe(key="shuffle_index_map").value
+    index_map = page.dataframe[0].value
     assert index_map["input channel perm[i]"].tolist() == permutation
     assert index_map["input group"].tolist()[:6] == [1, 2, 3, 1, 2, 3]
     text = " ".join(m.value for m in page.markdown)

@@ -47,7 +47,7 @@ def unit_cost_figure(report: FlopReport, include_other_ops: bool = False, title:
         figure.add_bar(x=names, y=[v / 1e6 for v in values], name=OP_LABELS[role], marker_color=colour,
                        hovertemplate="%{x}: %{y:.2f} M<extra>" + OP_LABELS[role] + "</extra>")
     unit_of_count = "operations" if include_other_ops else "multiply-adds"
-    figure.update_layout(barmode="stack", legend=dict(orientation="h", y=-0.42, x=0))
+    figure.update_layout(barmode="stack", legend=dict(orientation="h", y=-0.42, x=0, traceorder="normal"))
     figure.update_xaxes(tickangle=-60)
     figure.update_yaxes(title_text=f"millions of {unit_of_count}", range=[0, y_max] if y_max else None)
     return style(figure, title, height=560)
@@ -80,10 +80,11 @@ def share_figure(report: FlopReport, seconds: Mapping[str, float], title: str | 
                    marker_color=MACS_COLOUR, hovertemplate="%{x}: %{y:.1f}% of MACs<extra></extra>")
     figure.add_bar(x=names, y=[row["time_share_percent"] for row in rows], name="share of measured time",
                    marker_color=TIME_COLOUR, hovertemplate="%{x}: %{y:.1f}% of time<extra></extra>")
-    figure.update_layout(barmode="group", legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0))
+    # The legend goes under the unit names: above the plot it would cover the title.
+    figure.update_layout(barmode="group", legend=dict(orientation="h", y=-0.42, x=0))
     figure.update_xaxes(tickangle=-60)
     figure.update_yaxes(title_text="percent of the whole network", ticksuffix="%")
-    return style(figure, title, height=480)
+    return style(figure, title, height=560)
 
 
 def unit_table_rows(report: FlopReport, seconds: Mapping[str, float]) -> list[dict]:

@@ -12,7 +12,7 @@ from plotly.subplots import make_subplots
 
 from ..flow import Influence
 from ..inference import Classification
-from .common import NEGATIVE_COLOUR, POSITIVE_COLOUR, style
+from .common import FONT_SIZE, NEGATIVE_COLOUR, POSITIVE_COLOUR, style
 
 # Large matrices are shown in bins so a figure stays light enough for a browser (960 x 960 would be
 # ~1M cells per panel); group boundaries always fall on bin edges for the models' channel counts.
@@ -60,6 +60,7 @@ def _matrix_panels(titles: Sequence[str], height: int) -> go.Figure:
     figure.update_xaxes(showgrid=False, zeroline=False)
     figure.update_xaxes(title_text="from channel (start point)")
     figure.update_yaxes(title_text="to channel", col=1)
+    figure.update_annotations(font=dict(size=FONT_SIZE + 4))  # the panel titles
     return style(figure, None, height)
 
 
@@ -104,7 +105,8 @@ def influence_figure(panels: Sequence[tuple[str, Influence]]) -> go.Figure:
 
 def prediction_change_figure(with_shuffle: Classification, without_shuffle: Classification, k: int = 5) -> go.Figure:
     """Probabilities of the classes in either top-k, with and without the shuffle, as paired bars."""
-    names = list(dict.fromkeys([name for name, _ in with_shuffle.top(k)] + [name for name, _ in without_shuffle.top(k)]))
+    both = with_shuffle.top(k) + without_shuffle.top(k)
+    names = list(dict.fromkeys(name for name, _ in both))  # in order, each once
     index = {name: i for i, name in enumerate(with_shuffle.classes)}
     figure = go.Figure()
     for label, result, colour in (("shuffle on", with_shuffle, NEGATIVE_COLOUR),

@@ -15,7 +15,7 @@ from .common import FONT_SIZE, group_colour, style
 
 MIXED_COLOUR = "#555555"  # a link carrying several groups at once
 UNREACHED_OUTLINE = "#AAAAAA"
-_STAGE_SHORT_NAMES = ("row", "reshape", "transpose", "flatten")
+_STAGE_SHORT_NAMES = ("1 row", "2 reshape", "3 transpose", "4 flatten")
 # Width in pixels the figures are laid out for (Streamlit's wide layout on a projector is ~1100-1800).
 _PLOT_WIDTH_PX = 1100
 
@@ -28,7 +28,10 @@ def text_colour_on(fill: str) -> str:
     return "#000000" if luminance > 0.25 else "#FFFFFF"
 
 
-def _animation_traces(animation: ShuffleAnimation, frame: int, marker_size: float) -> list[go.Scatter]:
+def _animation_traces(animation: ShuffleAnimation, frame: int, marker_size: float,
+                      caption_at: tuple[float, float]) -> list[go.Scatter]:
+    """One trace per group (markers labelled with channel indices) and a caption naming the stage; every
+    frame has the same traces, so plotly moves each marker from frame to frame."""
     positions = animation.positions[frame]
     owner = animation.group_of_channel
     traces = []
@@ -41,33 +44,35 @@ def _animation_traces(animation: ShuffleAnimation, frame: int, marker_size: floa
             textfont=dict(size=max(8, int(marker_size * 0.55)), color=text_colour_on(colour)),
             marker=dict(size=marker_size, color=colour, line=dict(width=1, color="#000000")),
             name=f"group {group + 1}", customdata=members, hovertemplate="channel %{customdata}<extra></extra>"))
+    # The stage's name as a trace rather than a title: plotly applies frame data reliably, frame layout not.
+    traces.append(go.Scatter(
+        x=[caption_at[0]], y=[caption_at[1]], mode="text", text=[ANIMATION_STAGES[animation.stage_of_frame(frame)]],
+        textposition="middle right", textfont=dict(size=FONT_SIZE + 4, color="#000000"), showlegend=False,
+        hoverinfo="skip"))
     return traces
 
 
 def shuffle_animation_figure(animation: ShuffleAnimation, frame_ms: int = 140) -> go.Figure:
-    """The shuffle as a plotly animation: play/pause buttons and a slider over all frames; each channel is
-    a marker labelled with its index and coloured by its input group."""
+    """The shuffle as a plotly animation: play/pause buttons run every frame; a slider jumps (gliding) to
+    the four key stages. Each channel is a marker labelled with its index and coloured by its input group."""
     all_positions = np.concatenate(animation.positions)
     x_unit_px = _PLOT_WIDTH_PX / (animation.channels + 2)
     marker_size = float(np.clip(0.85 * x_unit_px, 10, 36))
     y_unit_px = max(marker_size / 0.85, 18)
+    x_low, x_high = all_positions[:, 0].min() - 1, all_positions[:, 0].max() + 1
     y_low, y_high = all_positions[:, 1].min() - 0.8, all_positions[:, 1].max() + 0.8
-    height = int(170 + y_unit_px * (y_high - y_low))
+    caption_at = (x_low + 0.5, y_high + 40 / y_unit_px)  # a caption line above the row of channels
+    height = int(200 + y_unit_px * (y_high - y_low))
 
-    def title(frame: int) -> str:
-        return f"{ANIMATION_STAGES[animation.stage_of_frame(frame)]}  (C={animation.channels}, g={animation.groups})"
-
-    frames = [go.Frame(data=_animation_traces(animation, f, marker_size), name=str(f),
-                       layout=go.Layout(title=dict(text=title(f))))
+    frames = [go.Frame(data=_animation_traces(animation, f, marker_size, caption_at), name=str(f))
               for f in range(len(animation.positions))]
-    figure = go.Figure(data=_animation_traces(animation, 0, marker_size), frames=frames)
-    step_args = dict(mode="immediate", frame=dict(duration=0, redraw=False), transition=dict(duration=0))
-    labels = {key: name for key, name in zip(animation.key_frames, _STAGE_SHORT_NAMES)}
+    figure = go.Figure(data=_animation_traces(animation, 0, marker_size, caption_at), frames=frames)
+    glide = dict(mode="immediate", frame=dict(duration=900, redraw=False),
+                 transition=dict(duration=800, easing="cubic-in-out"))
     figure.update_layout(
-        xaxis=dict(range=[all_positions[:, 0].min() - 1, all_positions[:, 0].max() + 1], visible=False,
-                   fixedrange=True),
-        yaxis=dict(range=[y_low, y_high], visible=False, fixedrange=True),
-        legend=dict(orientation="h", y=1.02, x=1, xanchor="right", yanchor="bottom"),
+        xaxis=dict(range=[x_low, x_high], visible=False, fixedrange=True),
+        yaxis=dict(range=[y_low, caption_at[1] + 0.5 * 40 / y_unit_px], visible=False, fixedrange=True),
+        legend=dict(orientation="h", y=1.0, x=1, xanchor="right", yanchor="bottom"),
         updatemenus=[dict(
             type="buttons", direction="left", x=0, y=-0.02, xanchor="left", yanchor="top",
             pad=dict(r=10, t=10), font=dict(size=FONT_SIZE),
@@ -80,12 +85,12 @@ def shuffle_animation_figure(animation: ShuffleAnimation, frame_ms: int = 140) -
                                         transition=dict(duration=0))]),
             ])],
         sliders=[dict(
-            active=0, x=0.2, len=0.8, y=-0.02, yanchor="top", pad=dict(t=10),
-            currentvalue=dict(visible=False), font=dict(size=FONT_SIZE - 2),
-            steps=[dict(method="animate", label=labels.get(f, ""), args=[[str(f)], step_args])
-                   for f in range(len(animation.positions))])],
+            active=0, x=0.22, len=0.72, y=-0.02, yanchor="top", pad=dict(t=10),
+            currentvalue=dict(visible=False), font=dict(size=FONT_SIZE),
+            steps=[dict(method="animate", label=name, args=[[str(key)], glide])
+                   for key, name in zip(animation.key_frames, _STAGE_SHORT_NAMES)])],
     )
-    style(figure, title(0), height)
+    style(figure, f"Channel shuffle of C={animation.channels} channels in g={animation.groups} groups", height)
     figure.update_layout(margin=dict(b=110))
     return figure
 
@@ -114,33 +119,35 @@ def layered_flow_figure(flows: Sequence[LayeredFlow], titles: Sequence[str]) -> 
                            horizontal_spacing=0.04)
     dot_spacing = 0.8 / groups
     dot_size = float(np.clip(0.8 * dot_spacing * _PLOT_WIDTH_PX / len(flows) / (channels + 1), 6, 16))
+    legend_has_unreached = False
     for column, flow in enumerate(flows, start=1):
         for layer, link in enumerate(flow.links):
             for colour, (xs, ys) in _link_segments(link, -layer, -(layer + 1),
                                                    _reach_colours(flow.reach[layer])).items():
                 figure.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color=colour, width=1.5),
                                             opacity=0.55, hoverinfo="skip", showlegend=False), 1, column)
-        for group in range(groups):
-            for reached in (True, False):
-                layer_index, channel = np.nonzero(np.stack([r[:, group].numpy() == reached for r in flow.reach]))
-                if not len(channel):
-                    continue
-                colour = group_colour(group)
-                figure.add_trace(go.Scatter(
-                    x=channel + (group - (groups - 1) / 2) * dot_spacing, y=-layer_index, mode="markers",
-                    marker=dict(size=dot_size, color=colour if reached else "#FFFFFF",
-                                line=dict(width=1.5, color="#000000" if reached else UNREACHED_OUTLINE)),
-                    name=f"hears group {group + 1}" if reached else "group not reached",
-                    legendgroup=f"{group}" if reached else "none",
-                    showlegend=column == 1 and (reached or group == 0),
-                    hovertemplate=f"{'hears' if reached else 'does not hear'} group {group + 1}<extra></extra>"),
-                    1, column)
+        # Reached dots first, so the legend lists the groups before the one "not reached" entry.
+        for reached, group in [(True, g) for g in range(groups)] + [(False, g) for g in range(groups)]:
+            layer_index, channel = np.nonzero(np.stack([r[:, group].numpy() == reached for r in flow.reach]))
+            if not len(channel):
+                continue
+            figure.add_trace(go.Scatter(
+                x=channel + (group - (groups - 1) / 2) * dot_spacing, y=-layer_index, mode="markers",
+                marker=dict(size=dot_size, color=group_colour(group) if reached else "#FFFFFF",
+                            line=dict(width=1.5, color="#000000" if reached else UNREACHED_OUTLINE)),
+                name=f"hears group {group + 1}" if reached else "group not reached",
+                legendgroup=f"{group}" if reached else "none",
+                showlegend=column == 1 and (reached or not legend_has_unreached),
+                hovertemplate=f"{'hears' if reached else 'does not hear'} group {group + 1}<extra></extra>"),
+                1, column)
+            legend_has_unreached = legend_has_unreached or (column == 1 and not reached)
     layer_names = flows[0].layer_names
     figure.update_yaxes(tickvals=[-k for k in range(len(layer_names))], ticktext=list(layer_names),
                         fixedrange=True, showgrid=False, zeroline=False)
     figure.update_xaxes(range=[-0.8, channels - 0.2], showticklabels=False, showgrid=False, zeroline=False,
                         fixedrange=True)
     figure.update_layout(legend=dict(orientation="h", y=-0.05, yanchor="top", x=0))
+    figure.update_annotations(font=dict(size=FONT_SIZE + 4))  # the panel titles
     return style(figure, None, 170 + 95 * len(layer_names))
 
 
