@@ -9,6 +9,7 @@ and the file's sha256. Nothing is unpickled before the checksum passes, and then
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import tempfile
@@ -127,10 +128,12 @@ def load_model(name: str, weights_dir: Path = WEIGHTS_DIR, shuffle: bool | None 
         raise WeightsError(f"no model named {name!r} in {Path(weights_dir) / MANIFEST_NAME} (known: {known})")
     entry = models[name]
     path = checkpoint_path(entry, name, weights_dir)
-    if not path.exists():
-        raise WeightsError(f"{path} is missing: restore it with `git checkout weights/{path.name}`"
+    if not path.is_file():
+        what = "is missing" if not path.exists() else "is not a regular file"
+        raise WeightsError(f"{path} {what}: restore it with `git checkout weights/{path.name}`"
                            f"{_retrain_hint(entry)}")
-    if sha256_file(path) != entry.get("sha256"):
+    data = path.read_bytes()  # read once: the bytes that pass the checksum are the bytes that get loaded
+    if hashlib.sha256(data).hexdigest() != entry.get("sha256"):
         raise WeightsError(f"{path} does not match the sha256 in the manifest (truncated, altered or swapped); "
                            f"it was not loaded. Restore it with `git checkout weights/{path.name}`"
                            f"{_retrain_hint(entry)}")
@@ -140,7 +143,7 @@ def load_model(name: str, weights_dir: Path = WEIGHTS_DIR, shuffle: bool | None 
     except (KeyError, TypeError, ValueError) as error:
         raise WeightsError(f"manifest entry {name!r} is incomplete or invalid ({error})") from error
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as error:  # unpickling errors come in many types
         raise WeightsError(f"{path} is not a loadable state dict ({error}); restore it with "
                            f"`git checkout weights/{path.name}`") from error

@@ -193,8 +193,6 @@ def test_checkpoint_that_does_not_fit_its_architecture_is_refused(folder, torch_
         load_model("tiny_g1", folder)
 
 
-@pytest.mark.xfail(strict=True, reason="weights.load_model hashes the file without checking it is a regular file; "
-                                       "fix proposed to the lead (is_file check + hash the bytes it loads)")
 def test_folder_named_as_checkpoint_is_refused_by_name(folder):
     (folder / "tiny_g1.pt").unlink()
     (folder / "tiny_g1.pt").mkdir()
@@ -202,8 +200,6 @@ def test_folder_named_as_checkpoint_is_refused_by_name(folder):
     assert set(loaded) == {"tiny_g3"} and "tiny_g1.pt" in problems["tiny_g1"]
 
 
-@pytest.mark.xfail(strict=True, reason="weights.load_model reads the file twice (hash, then torch.load): a file "
-                                       "replaced in between is loaded unverified; fix proposed to the lead")
 def test_file_replaced_after_its_hash_was_checked_is_not_loaded(folder, originals, monkeypatch):
     path = folder / "tiny_g1.pt"
     genuine_hash = sha256_file
