@@ -13,6 +13,7 @@ DEFAULT_GROUPS = 3
 # The bottleneck of the g=3 model's Stage 2 at 1x: 240 output channels / 4.
 DEFAULT_CHANNELS = STAGE_OUT_CHANNELS[DEFAULT_GROUPS][0] // BOTTLENECK_RATIO
 FIGURE1_CHOICES = (2, 3, 4)
+WIRING_WIDTH_PX = 520  # two models side by side: half of a projector-wide page
 
 
 # Figures are cached as objects (cache_resource: no copy per run) because building them costs more than
@@ -38,7 +39,8 @@ def unit_wiring(model_name: str, unit_name: str) -> tuple[go.Figure, torch.Tenso
     bottleneck = unit.compress_conv.out_channels
     permutation = flow.applied_permutation(unit.shuffle, bottleneck)
     figure = permutation_wiring_figure(permutation, unit.shuffle.groups,
-                                       f"{unit_name}: {bottleneck} channels, g={unit.shuffle.groups}")
+                                       f"{unit_name}: {bottleneck} channels, g={unit.shuffle.groups}",
+                                       plot_width_px=WIRING_WIDTH_PX)
     return figure, permutation, unit.shuffle.groups
 
 

@@ -151,13 +151,15 @@ def layered_flow_figure(flows: Sequence[LayeredFlow], titles: Sequence[str]) -> 
     return style(figure, None, 170 + 95 * len(layer_names))
 
 
-def permutation_wiring_figure(permutation: torch.Tensor, groups: int, title: str) -> go.Figure:
+def permutation_wiring_figure(permutation: torch.Tensor, groups: int, title: str,
+                              plot_width_px: int = _PLOT_WIDTH_PX) -> go.Figure:
     """Where each channel goes in a shuffle: the top row before, the bottom row after, one line per
-    channel from in[perm[i]] to out[i], coloured by the input group it comes from."""
+    channel from in[perm[i]] to out[i], coloured by the input group it comes from. Markers are sized for
+    a plot about `plot_width_px` wide (less in a column)."""
     channels = permutation.numel()
     per_group = channels // groups
     source_group = (permutation // per_group).numpy()
-    marker_size = float(np.clip(0.8 * _PLOT_WIDTH_PX / (channels + 2), 4, 22))
+    marker_size = float(np.clip(0.8 * plot_width_px / (channels + 2), 3, 22))
     figure = go.Figure()
     for group in range(groups):
         colour = group_colour(group)
