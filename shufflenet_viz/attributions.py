@@ -4,9 +4,10 @@
 or Occlusion and returns an `Attribution`; `attribute_groups` splits a unit's Layer Integrated Gradients
 by channel group. Long methods report progress and can be cancelled between their internal batches.
 
-The model is shared by all sessions and frozen: gradients flow to the input only. Methods that put hooks on
-a layer (Grad-CAM, Layer Integrated Gradients) run on a private copy of the model, because Captum's hooks
-change what the layer returns and would fire for any session's forward pass on the shared model.
+The model is shared by all sessions and frozen: gradients flow to the input only. Every method but Saliency
+runs on a private copy of the model (`private_copy`): Captum's layer methods (Grad-CAM, Layer Integrated
+Gradients) put hooks on a layer that change what it returns and would fire for any session's forward pass on
+the shared model, and the copies keep their weights channels-last, which makes the batched methods faster.
 """
 
 from __future__ import annotations
@@ -137,15 +138,19 @@ class _MeteredForward:
     """The model's forward as Captum's `forward_func`: counts evaluated examples, reports the fraction done
     and checks `should_stop` before every batch Captum sends (the cancellation points)."""
 
-    def __init__(self, model: nn.Module, total: int, progress: Progress | None, should_stop: ShouldStop | None):
+    def __init__(self, model: nn.Module, total: int, progress: Progress | None, should_stop: ShouldStop | None,
+                 channels_last: bool = False):
         self.model, self.total = model, max(1, total)
         self.progress, self.should_stop = progress, should_stop
+        self.layout = torch.channels_last if channels_last else torch.contiguous_format
         self.done = 0
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if self.should_stop is not None and self.should_stop():
             raise Cancelled(f"stopped after {self.done} of {self.total} model evaluations")
-        output = self.model(x)
+        # A private copy holds channels-last weights; an input in the same layout keeps every conv on the fast
+        # path (gradients still reach x in its own layout).
+        output = self.model(x.contiguous(memory_format=self.layout))
         self.done += x.shape[0]
         if self.progress is not None:
             self.progress(min(1.0, self.done / self.total))
@@ -168,13 +173,15 @@ def has_hooks(model: nn.Module) -> bool:
 def private_copy(model: nn.Module) -> Iterator[nn.Module]:
     """A copy of the shared model (same frozen weights, eval mode) that no other thread uses meanwhile.
 
-    Copies are reused; one is only taken back when nothing is left attached to it.
+    Its weights are stored channels-last: batched passes with gradients (IG steps, SmoothGrad samples, Layer
+    IG) and Occlusion's batches of windows run about 1.5-2.5x faster so on the CPU, and the shared model's
+    own weights must not be touched. Copies are reused; one is only taken back when nothing is attached to it.
     """
     with _copies_lock:
         idle = _idle_copies.setdefault(model, [])
         copy = idle.pop() if idle else None
     if copy is None:
-        copy = deepcopy(model)
+        copy = deepcopy(model).to(memory_format=torch.channels_last)
     try:
         yield copy
     finally:
@@ -281,10 +288,13 @@ def _as_numpy(attributions: torch.Tensor) -> np.ndarray:
 
 def _integrated_gradients(model, x, target, options, progress, should_stop):
     steps = options["n_steps"]
-    meter = _MeteredForward(model, steps + 2, progress, should_stop)  # + f(x) and f(baseline) for the delta
-    attributions, delta = IntegratedGradients(meter).attribute(
-        x, baselines=_baseline(options["baseline"], x), target=target, n_steps=steps,
-        internal_batch_size=_batch_size(options["internal_batch_size"], x, steps), return_convergence_delta=True)
+    with private_copy(model) as copy:
+        # steps + 2: the delta also evaluates f(x) and f(baseline).
+        meter = _MeteredForward(copy, steps + 2, progress, should_stop, channels_last=True)
+        attributions, delta = IntegratedGradients(meter).attribute(
+            x, baselines=_baseline(options["baseline"], x), target=target, n_steps=steps,
+            internal_batch_size=_batch_size(options["internal_batch_size"], x, steps),
+            return_convergence_delta=True)
     values = _as_numpy(attributions)
     return values, values.sum(axis=0), True, float(delta.sum()), {}
 
@@ -297,28 +307,30 @@ def _saliency(model, x, target, options, progress, should_stop):
 
 def _smoothgrad(model, x, target, options, progress, should_stop):
     samples, base = options["nt_samples"], options["base"]
-    if base == "saliency":
-        meter = _MeteredForward(model, samples, progress, should_stop)
-        tunnel = _SeededNoiseTunnel(Saliency(meter), options["seed"])
-        # Noisy samples per batch: at most 8 by default, so that a long SmoothGrad reports progress.
-        per_batch = _batch_size(options["internal_batch_size"] or min(8, _batch_size(None, x, samples)), x, samples)
-        attributions = tunnel.attribute(x, nt_type="smoothgrad", nt_samples=samples, stdevs=options["stdevs"],
-                                        nt_samples_batch_size=per_batch, target=target, abs=True)
-    else:
-        steps = options["n_steps"]
-        meter = _MeteredForward(model, samples * steps, progress, should_stop)
-        tunnel = _SeededNoiseTunnel(IntegratedGradients(meter), options["seed"])
-        # One noisy sample at a time, its IG steps batched: bounded memory whatever the settings.
-        attributions = tunnel.attribute(x, nt_type="smoothgrad", nt_samples=samples, stdevs=options["stdevs"],
-                                        nt_samples_batch_size=1, target=target, n_steps=steps,
-                                        internal_batch_size=_batch_size(options["internal_batch_size"], x, steps))
+    with private_copy(model) as copy:
+        if base == "saliency":
+            meter = _MeteredForward(copy, samples, progress, should_stop, channels_last=True)
+            tunnel = _SeededNoiseTunnel(Saliency(meter), options["seed"])
+            # Noisy samples per batch: at most 8 by default, so that a long SmoothGrad reports progress.
+            per_batch = _batch_size(options["internal_batch_size"] or min(8, _batch_size(None, x, samples)), x,
+                                    samples)
+            attributions = tunnel.attribute(x, nt_type="smoothgrad", nt_samples=samples, stdevs=options["stdevs"],
+                                            nt_samples_batch_size=per_batch, target=target, abs=True)
+        else:
+            steps = options["n_steps"]
+            meter = _MeteredForward(copy, samples * steps, progress, should_stop, channels_last=True)
+            tunnel = _SeededNoiseTunnel(IntegratedGradients(meter), options["seed"])
+            # One noisy sample at a time, its IG steps batched: bounded memory whatever the settings.
+            attributions = tunnel.attribute(x, nt_type="smoothgrad", nt_samples=samples, stdevs=options["stdevs"],
+                                            nt_samples_batch_size=1, target=target, n_steps=steps,
+                                            internal_batch_size=_batch_size(options["internal_batch_size"], x, steps))
     values = _as_numpy(attributions)
     return values, values.sum(axis=0), base != "saliency", None, {}
 
 
 def _gradcam(model, x, target, options, progress, should_stop):
     with private_copy(model) as copy:
-        meter = _MeteredForward(copy, 1, progress, should_stop)
+        meter = _MeteredForward(copy, 1, progress, should_stop, channels_last=True)
         cam = LayerGradCam(meter, _layer_module(copy, options["unit"])).attribute(
             x, target=target, relu_attributions=options["relu"])
     upsampled = LayerAttribution.interpolate(cam, tuple(x.shape[-2:]), interpolate_mode="bilinear")
@@ -336,8 +348,8 @@ def occlusion_windows(size: int, window: int, stride: int) -> int:
 def _occlusion(model, x, target, options, progress, should_stop):
     window, stride = options["window"], options["stride"]
     total = occlusion_windows(x.shape[-1], window, stride) + 1  # + the unoccluded image
-    meter = _MeteredForward(model, total, progress, should_stop)
-    with torch.no_grad():  # Occlusion needs scores only
+    with private_copy(model) as copy, torch.no_grad():  # Occlusion needs scores only
+        meter = _MeteredForward(copy, total, progress, should_stop, channels_last=True)
         attributions = Occlusion(meter).attribute(
             x, sliding_window_shapes=(3, window, window), strides=(3, stride, stride), target=target,
             baselines=_baseline(options["baseline"], x), perturbations_per_eval=options["windows_per_batch"])
@@ -359,7 +371,7 @@ def attribute_groups(model: nn.Module, x: torch.Tensor, unit: str, target: int |
     with private_copy(model) as copy:
         layer = _layer_module(copy, unit)
         # Captum runs the input and the baseline once each to find the layer's end points, then the steps.
-        meter = _MeteredForward(copy, n_steps + 4, progress, should_stop)
+        meter = _MeteredForward(copy, n_steps + 4, progress, should_stop, channels_last=True)
         attributions, delta = LayerIntegratedGradients(meter, layer).attribute(
             x, baselines=_baseline(baseline, x), target=target, n_steps=n_steps,
             internal_batch_size=_batch_size(internal_batch_size, x, n_steps), return_convergence_delta=True)

@@ -28,10 +28,15 @@ FAST_OPTIONS = {
 }
 
 
+@pytest.fixture(scope="module", autouse=True)
+def serving_threads():
+    """The app's torch threads (one per session): two threads spin against each other on a busy machine."""
+    configure_torch_threads()
+
+
 @pytest.fixture(scope="module")
 def inputs(cifar_pair, sample_image_paths):
     """Two sample photographs as each model receives them: {(side, name): x}."""
-    configure_torch_threads()
     result = {}
     for name in ("cat.jpg", "deer.jpg"):
         with Image.open(sample_image_paths[name]) as image:

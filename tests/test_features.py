@@ -15,6 +15,13 @@ from shufflenet_viz.features import (UNGROUPED, UNIT_POINTS, capture_features, c
                                      split_point)
 from shufflenet_viz.model import build_model, channel_shuffle, shuffle_permutation, with_shuffle
 from shufflenet_viz.preprocess import preprocess_image
+from shufflenet_viz.runtime import configure_torch_threads
+
+
+@pytest.fixture(scope="module", autouse=True)
+def serving_threads():
+    """The app's torch threads (one per session): two threads spin against each other on a busy machine."""
+    configure_torch_threads()
 
 
 @pytest.fixture(scope="module")
