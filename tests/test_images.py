@@ -72,6 +72,16 @@ def test_text_named_jpg_is_refused_and_called_text():
     assert "notes.jpg" in message and "it looks like text" in message
 
 
+@pytest.mark.parametrize("data, kind", [
+    (b'<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"/>', "an SVG drawing"),
+    (b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj <<>> endobj\n", "a PDF document"),
+    (struct.pack(">I", 24) + b"ftypisom\x00\x00\x02\x00isomiso2" + b"\x00" * 64, "a video or an ISO media file"),
+    (b"PK\x03\x04\x14\x00\x00\x00\x08\x00" + b"\x00" * 40, "a ZIP archive or Office document"),
+])
+def test_other_documents_are_named_in_the_refusal(data, kind):
+    assert f"(it looks like {kind})" in refusal(data, "upload.jpg")
+
+
 def test_truncated_jpeg_is_refused():
     whole = encode(noise(120, 90), "JPEG", quality=90)
     message = refusal(whole[: len(whole) // 2], "cut.jpg")
