@@ -13,6 +13,7 @@ from pathlib import Path
 
 import streamlit as st
 from PIL import Image
+from streamlit.runtime.pages_manager import PagesManager
 
 from shufflenet_viz import weights
 from shufflenet_viz.figures.classify import PAIR_COLOURS, confusion_figure, per_class_accuracy_figure, top_k_figure
@@ -54,6 +55,21 @@ class CurrentImage:
     notes: tuple[str, ...]
     source: str  # "upload", "camera" or "sample"
     thumbnail_jpeg: bytes
+
+
+# --- the frame ----------------------------------------------------------------------------------------
+
+def ensure_shell() -> None:
+    """Make sure this page runs inside app.py (its sidebar and page list); pages call it first.
+
+    A folder named `pages/` beside app.py starts Streamlit in its old folder mode, which lasts until the first
+    `st.navigation` call of the process. So on a fresh server, a first request straight to a page's URL (a
+    bookmark of /flops, say) would run that page file alone. Leaving that mode, as `st.navigation` itself does,
+    and rerunning makes app.py serve the same page (same URL, same page hash) with its sidebar.
+    """
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
 
 
 # --- models ---------------------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from streamlit.testing.v1 import AppTest  # noqa: E402
 from streamlit.testing.v1 import app_test as app_test_module  # noqa: E402
 
 import ui  # noqa: E402
-from conftest import app_pages, init_as_after_navigation  # noqa: E402
+from conftest import app_pages  # noqa: E402
 from shufflenet_viz import weights  # noqa: E402
 from shufflenet_viz.preprocess import preprocess_image  # noqa: E402
 from shufflenet_viz.runtime import configure_torch_threads  # noqa: E402
@@ -72,7 +72,15 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5, help="timed warm runs per page (median)")
     args = parser.parse_args()
     configure_torch_threads()
-    PagesManager.__init__ = init_as_after_navigation(PagesManager.__init__)  # see tests/conftest.py
+    # AppTest resets Streamlit's pages-folder mode before every run, which a running server leaves for good at
+    # its first st.navigation; without this each timed run would include ui.ensure_shell()'s extra rerun.
+    original_init = PagesManager.__init__
+
+    def init_as_on_a_running_server(self, *args, **kwargs):
+        original_init(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    PagesManager.__init__ = init_as_on_a_running_server
     # A server compiles each script once per process; AppTest makes a new script cache for every run, and the
     # compile would be a third of a warm run. One cache for all runs, as on a server.
     server_script_cache = app_test_module.ScriptCache()

@@ -2,8 +2,9 @@
 
 Starts `streamlit run app.py` on 127.0.0.1 (a free port), drives it with Chromium through Playwright (one
 browser context per session, each with its own Streamlit session), and stops both by itself. Each session
-loops: go to Classify, upload a new picture, wait until its results render, then visit every other page and
-wait until it has finished running. Reported: actions served, errors, latency percentiles per kind of
+loops: upload a new picture on the landing page (Classify), wait until its results render, then visit every
+other page and the landing page again, each time waiting until the app has finished running. Reported:
+actions served, errors (timeouts, exceptions or error boxes on a page), latency percentiles per kind of
 action, and the server's resident memory (psutil, server process and children: start, after warm-up, peak,
 end). Not part of the test suite: run it by hand.
 
@@ -39,8 +40,31 @@ CHROMIUM_CANDIDATES = ("/usr/lib/chromium/chromium", "/usr/bin/chromium")
 MAX_SESSIONS, MAX_MINUTES = 32, 30  # bounds: a soak never runs away
 ACTION_TIMEOUT_S = 180  # one page run on a busy 2-core machine (the FLOPs page times every unit)
 STARTUP_TIMEOUT_S = 120
-SETTLE_S = 0.5  # "finished" = Streamlit's running indicator absent this long
-RUNNING = '[data-testid="stStatusWidgetRunningIcon"]'
+SETTLE_S = 0.5  # a run counts as finished when no new run starts within this long
+MAX_SCREENSHOTS = 5  # of pages that failed, for diagnosis
+# Every change of the app's script state (Streamlit's `data-test-script-state` on stApp: rerunRequested,
+# running, notRunning, ...) recorded with the page's clock, so a run that starts and ends between two
+# looks is still seen, and a page that has not started its rerun yet is never taken for a finished one.
+RECORD_SCRIPT_STATES = """
+window.__scriptStates = [];
+new MutationObserver(mutations => {
+  for (const m of mutations) {
+    window.__scriptStates.push({state: m.target.getAttribute('data-test-script-state'), t: performance.now()});
+  }
+}).observe(document, {subtree: true, attributes: true, attributeFilter: ['data-test-script-state']});
+"""
+# Once a run began after `since` and the app has since been idle for `settle` ms: the page-clock time at which
+# the last run ended (results rendered); null before that.
+FINISHED_AFTER = """
+([since, settle]) => {
+  const states = window.__scriptStates, now = performance.now();
+  const begun = states.findIndex(e => e.t > since && e.state !== 'notRunning');
+  if (begun < 0) return null;
+  const last = states[states.length - 1];
+  if (last.state !== 'notRunning' || now - last.t < settle) return null;
+  return last.t;
+}
+"""
 EXCEPTION = '[data-testid="stMain"] [data-testid="stException"]'
 ERROR_ALERT = '[data-testid="stMain"] [data-testid="stAlertContentError"]'
 UPLOAD_INPUT = '[data-testid="stSidebar"] [data-testid="stFileUploaderDropzoneInput"]'
@@ -153,20 +177,21 @@ def stop_server(server: subprocess.Popen) -> None:
         server.wait(10)
 
 
-async def wait_until_finished(page, started: float) -> float:
-    """Seconds from `started` until the app stopped running (indicator absent for SETTLE_S), or TimeoutError."""
-    deadline = started + ACTION_TIMEOUT_S
-    idle_since = None
-    while time.perf_counter() < deadline:
-        now = time.perf_counter()
-        if await page.query_selector(RUNNING) is None:
-            idle_since = idle_since or now
-            if now - idle_since >= SETTLE_S:
-                return idle_since - started
-        else:
-            idle_since = None
-        await asyncio.sleep(0.1)
-    raise TimeoutError(f"still running after {ACTION_TIMEOUT_S} s")
+async def page_clock(page) -> float:
+    return await page.evaluate("performance.now()")
+
+
+async def wait_until_finished(page, since: float) -> float:
+    """Seconds from `since` (page clock, ms) until the runs it set off had finished (no further run for
+    SETTLE_S, which is not counted); TimeoutError after ACTION_TIMEOUT_S."""
+    try:
+        handle = await page.wait_for_function(FINISHED_AFTER, arg=[since, SETTLE_S * 1000], polling=100,
+                                              timeout=ACTION_TIMEOUT_S * 1000)
+    except Exception as error:
+        states = await page.evaluate("window.__scriptStates.slice(-6)")
+        raise TimeoutError(f"no finished run after {ACTION_TIMEOUT_S} s (since {since:.0f} ms; "
+                           f"last script states {states})") from error
+    return (await handle.json_value() - since) / 1000
 
 
 async def check_page(page, what: str) -> None:
@@ -178,20 +203,19 @@ async def check_page(page, what: str) -> None:
 
 
 async def navigate(page, title: str) -> float:
-    started = time.perf_counter()
+    since = await page_clock(page)
     await page.get_by_test_id("stSidebarNav").get_by_text(title, exact=True).click()
-    await asyncio.sleep(0.2)  # let the rerun begin before looking for its end
-    seconds = await wait_until_finished(page, started)
+    seconds = await wait_until_finished(page, since)
     await check_page(page, f"page {title!r}")
     return seconds
 
 
 async def upload(page, name: str, data: bytes) -> float:
     """Upload on the landing page; done when its caption names the file and the app has finished."""
-    started = time.perf_counter()
+    since = await page_clock(page)
     await page.set_input_files(UPLOAD_INPUT, files=[{"name": name, "mimeType": "image/jpeg", "buffer": data}])
-    await page.get_by_test_id("stMain").get_by_text(name, exact=True).first.wait_for(timeout=ACTION_TIMEOUT_S * 1000)
-    seconds = await wait_until_finished(page, started)
+    seconds = await wait_until_finished(page, since)
+    await page.get_by_test_id("stMain").get_by_text(name, exact=True).first.wait_for(timeout=5000)
     await check_page(page, f"upload {name}")
     return seconds
 
@@ -200,17 +224,17 @@ async def run_session(browser, index: int, base_url: str, titles: list[str], dea
                       max_rounds: int) -> None:
     """One user: open the app, then upload-and-visit-every-page rounds until the deadline."""
     context = await browser.new_context(viewport={"width": 1400, "height": 1000})
+    await context.add_init_script(RECORD_SCRIPT_STATES)
     page = await context.new_page()
     page.set_default_timeout(ACTION_TIMEOUT_S * 1000)
     try:
-        started = time.perf_counter()
         await page.goto(base_url)
-        await page.get_by_test_id("stSidebarNav").wait_for()
-        stats.record("open", await wait_until_finished(page, started))
+        stats.record("open", await wait_until_finished(page, 0.0))  # page clock 0 = navigation start
         for round_number in range(max_rounds):
-            steps = [("page " + titles[0], lambda: navigate(page, titles[0])),
-                     ("upload", lambda: upload(page, f"s{index}-r{round_number}.jpg", picture(index, round_number)))]
-            steps += [("page " + title, lambda title=title: navigate(page, title)) for title in titles[1:]]
+            # Each round starts and ends on the landing page (clicking the page one is on reruns nothing).
+            steps = [("upload", lambda: upload(page, f"s{index}-r{round_number}.jpg", picture(index, round_number)))]
+            steps += [("page " + title, lambda title=title: navigate(page, title))
+                      for title in titles[1:] + (titles[:1] if len(titles) > 1 else [])]
             for kind, step in steps:
                 if time.perf_counter() >= deadline:
                     return
@@ -219,8 +243,10 @@ async def run_session(browser, index: int, base_url: str, titles: list[str], dea
                 except Exception as error:  # a timeout or an error on the page: count it, reload, go on
                     stats.errors.append(f"session {index}, round {round_number}, {kind}: "
                                         f"{type(error).__name__}: {str(error).splitlines()[0][:300]}")
+                    if len(stats.errors) <= MAX_SCREENSHOTS:
+                        await page.screenshot(path=RESULTS_DIR / f"soak-error-{len(stats.errors)}.png", full_page=True)
                     await page.goto(base_url)
-                    await wait_until_finished(page, time.perf_counter())
+                    await wait_until_finished(page, 0.0)
                     break
     finally:
         await context.close()

@@ -14,6 +14,8 @@ from shufflenet_viz.figures.attributions import attribution_figure, attribution_
 from shufflenet_viz.preprocess import preprocess_image, what_model_sees
 from shufflenet_viz.weights import LoadedModel
 
+ui.ensure_shell()
+
 # A computation that runs longer than this stops with a message (should_stop), so that a session cannot
 # hold a core for minutes; changing any widget stops it earlier (Streamlit raises at the next progress update).
 TIME_LIMIT_S = 120

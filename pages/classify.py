@@ -5,6 +5,8 @@ import streamlit as st
 import ui
 from shufflenet_viz.weights import LoadedModel
 
+ui.ensure_shell()
+
 
 def agreement_line(left: LoadedModel, right: LoadedModel, answers) -> None:
     """One sentence: do the two models give the same class?"""

@@ -12,6 +12,8 @@ from shufflenet_viz.figures.features import channel_figure, feature_grid_figure,
 from shufflenet_viz.preprocess import preprocess_image
 from shufflenet_viz.weights import LoadedModel
 
+ui.ensure_shell()
+
 SHUFFLE_PAIR = "shuffle_pair"
 VIEWS = {SHUFFLE_PAIR: "before and after the channel shuffle", **{part: POINT_LABELS[part] for part in UNIT_POINTS}}
 DEFAULT_LAYER = "stage2.unit2"

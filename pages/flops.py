@@ -9,6 +9,8 @@ import ui
 from shufflenet_viz.figures.flops import paper_comparison_rows, unit_table_rows, unit_totals
 from shufflenet_viz.model import GROUPS, WIDTHS
 
+ui.ensure_shell()
+
 SETTINGS = {
     "224x224, 1000 classes (the paper's ImageNet setting, Table 1)": (224, 1000),
     "64x64, 10 classes (this app's CIFAR-10 models)": (64, 10),

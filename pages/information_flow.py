@@ -13,6 +13,8 @@ from shufflenet_viz.model import STAGE_NAMES
 from shufflenet_viz.preprocess import preprocess_image
 from shufflenet_viz.weights import LoadedModel
 
+ui.ensure_shell()
+
 SPANS = {"the next unit": 1, "the rest of the stage": None}
 
 

@@ -9,6 +9,8 @@ from shufflenet_viz import flow
 from shufflenet_viz.figures.shuffle import layered_flow_figure, permutation_wiring_figure, shuffle_animation_figure
 from shufflenet_viz.model import BOTTLENECK_RATIO, STAGE_OUT_CHANNELS, shuffle_permutation
 
+ui.ensure_shell()
+
 DEFAULT_GROUPS = 3
 # The bottleneck of the g=3 model's Stage 2 at 1x: 240 output channels / 4.
 DEFAULT_CHANNELS = STAGE_OUT_CHANNELS[DEFAULT_GROUPS][0] // BOTTLENECK_RATIO

@@ -66,26 +66,9 @@ def app_pages() -> list[tuple[str, str]]:
     return pages
 
 
-def init_as_after_navigation(original_init: Callable) -> Callable:
-    """A PagesManager.__init__ that leaves Streamlit in the state a server is in after its first st.navigation.
-
-    A folder named `pages` beside app.py makes Streamlit assume the old pages-directory mode until the first
-    st.navigation call of the process. AppTest resets that flag before every run, so from the second run on it
-    would execute the page file alone, without app.py and its sidebar.
-    """
-    from streamlit.runtime.pages_manager import PagesManager
-
-    def init(self, *args, **kwargs):
-        original_init(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-    return init
-
-
 @pytest.fixture(scope="session")
 def app_test() -> Callable:
     """Factory: `app_test()` gives a fresh AppTest of app.py, already run once (the landing page)."""
-    from streamlit.runtime.pages_manager import PagesManager
     from streamlit.testing.v1 import AppTest
 
     def make():
@@ -93,9 +76,7 @@ def app_test() -> Callable:
         at.run()
         return at
 
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(PagesManager, "__init__", init_as_after_navigation(PagesManager.__init__))
-        yield make
+    return make
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,7 @@ import shutil
 import pytest
 
 import ui
+from conftest import APP_TIMEOUT_S, CIFAR_PAIR, ROOT, app_pages
 from shufflenet_viz import weights
 from shufflenet_viz.images import ImageError, load_image
 
@@ -31,6 +32,21 @@ def test_first_load_shows_the_default_sample_and_the_default_pair(app_test, cifa
     assert sidebar_caption(at).startswith(ui.DEFAULT_SAMPLE)
     # The camera is not requested until the user asks for it.
     assert len(at.camera_input) == 0
+
+
+@pytest.mark.parametrize("page_file, title", app_pages()[1:])
+def test_a_first_request_straight_to_a_page_gets_the_shell(page_file, title):
+    """A fresh process (AppTest starts each run as one) whose first request is a page's own URL: the `pages/`
+    folder puts Streamlit in its old folder mode, which would run the page file alone, without the sidebar."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=APP_TIMEOUT_S)
+    at.switch_page(page_file).run()
+    assert not at.exception
+    assert at.sidebar.get("file_uploader"), "the shared sidebar is missing"
+    assert [box.value for box in at.selectbox if box.key in ui.MODEL_KEYS] == list(CIFAR_PAIR)
+    assert at.session_state[ui.IMAGE_KEY].name == ui.DEFAULT_SAMPLE
+    assert at.title and at.title[0].value.startswith(title.split()[0]), [t.value for t in at.title]
 
 
 def test_uploaded_picture_survives_page_switches(app_test, upload_picture, sample_image_path):

@@ -1,5 +1,6 @@
-"""One pass through the real app in a real browser: start `streamlit run app.py`, upload a photo with the file
-chooser, wait for both models' top-5, then open every page of app.PAGES and fail on any exception shown.
+"""One pass through the real app in a real browser: start `streamlit run app.py`, open a page by its own URL
+first, upload a photo with the file chooser, wait for both models' top-5, then open every page of app.PAGES and
+fail on any exception shown.
 
 Debian's Chromium (`apt-get install chromium`) driven by Playwright; screenshots go to /tmp/shots/.
 """
@@ -131,9 +132,17 @@ def test_upload_then_every_page_in_chromium(server, sample_image_path, cifar_pai
             outside = []  # the app must not call out to the network (fonts, icons, telemetry)
             page.on("request", lambda request: outside.append(request.url)
                     if not request.url.startswith(LOCAL_URL_PREFIXES) else None)
-            page.goto(url, wait_until="domcontentloaded")
+            # The server is fresh: its first request goes straight to a page's own URL (a bookmark), which must
+            # get the whole app (sidebar, page list), not the page file alone.
+            first_file, first_title = pages[-1]
+            page.goto(f"{url}/{Path(first_file).stem}", wait_until="domcontentloaded")
             sidebar = page.get_by_test_id("stSidebar")
             expect(sidebar.get_by_test_id("stFileUploader")).to_be_visible(timeout=PAGE_TIMEOUT_MS)
+            expect(sidebar.get_by_test_id("stSidebarNav")).to_contain_text(pages[0][1])
+            wait_until_idle(page)
+            assert_no_exception(page, f"first request straight to {first_title}", log_path)
+            sidebar.get_by_test_id("stSidebarNav").get_by_text(pages[0][1], exact=True).click()
+            page.wait_for_timeout(500)
             wait_until_idle(page)
 
             with page.expect_file_chooser() as chooser:
