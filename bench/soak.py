@@ -5,8 +5,10 @@ browser context per session, each with its own Streamlit session), and stops bot
 loops: upload a new picture on the landing page (Classify), wait until its results render, then visit every
 other page and the landing page again, each time waiting until the app has finished running. Reported:
 actions served, errors (timeouts, exceptions or error boxes on a page), latency percentiles per kind of
-action, and the server's resident memory (psutil, server process and children: start, after warm-up, peak,
-end). Not part of the test suite: run it by hand.
+action (from the click or upload until the browser received the end of the last script run it set off; the
+browsers share the server's 2 cores, so this is an upper bound on the server's time), and the server's
+resident memory (psutil, server process and children: start, after warm-up, peak, end). Not part of the test
+suite: run it by hand.
 
     .venv/bin/python bench/soak.py --sessions 8 --minutes 2
 
@@ -33,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import psutil
 from PIL import Image
+from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = ROOT / "bench" / "results"
@@ -42,29 +45,8 @@ ACTION_TIMEOUT_S = 180  # one page run on a busy 2-core machine (the FLOPs page 
 STARTUP_TIMEOUT_S = 120
 SETTLE_S = 0.5  # a run counts as finished when no new run starts within this long
 MAX_SCREENSHOTS = 5  # of pages that failed, for diagnosis
-# Every change of the app's script state (Streamlit's `data-test-script-state` on stApp: rerunRequested,
-# running, notRunning, ...) recorded with the page's clock, so a run that starts and ends between two
-# looks is still seen, and a page that has not started its rerun yet is never taken for a finished one.
-RECORD_SCRIPT_STATES = """
-window.__scriptStates = [];
-new MutationObserver(mutations => {
-  for (const m of mutations) {
-    window.__scriptStates.push({state: m.target.getAttribute('data-test-script-state'), t: performance.now()});
-  }
-}).observe(document, {subtree: true, attributes: true, attributeFilter: ['data-test-script-state']});
-"""
-# Once a run began after `since` and the app has since been idle for `settle` ms: the page-clock time at which
-# the last run ended (results rendered); null before that.
-FINISHED_AFTER = """
-([since, settle]) => {
-  const states = window.__scriptStates, now = performance.now();
-  const begun = states.findIndex(e => e.t > since && e.state !== 'notRunning');
-  if (begun < 0) return null;
-  const last = states[states.length - 1];
-  if (last.state !== 'notRunning' || now - last.t < settle) return null;
-  return last.t;
-}
-"""
+# Rendered: the browser has replaced every element of the previous run (none left marked stale).
+RENDERED = "() => !document.querySelector('[data-stale=\"true\"]')"
 EXCEPTION = '[data-testid="stMain"] [data-testid="stException"]'
 ERROR_ALERT = '[data-testid="stMain"] [data-testid="stAlertContentError"]'
 UPLOAD_INPUT = '[data-testid="stSidebar"] [data-testid="stFileUploaderDropzoneInput"]'
@@ -107,6 +89,17 @@ class MemoryMonitor(threading.Thread):
     def run(self) -> None:
         while not self.stopped.wait(self.interval):
             self.sample()
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the server has used so far."""
+        times = self.process.cpu_times()
+        return times.user + times.system
+
+
+def machine_cpu_seconds() -> float:
+    """CPU time (all but idle and I/O wait) the whole machine has used so far, summed over its cores."""
+    times = psutil.cpu_times()
+    return sum(times) - times.idle - getattr(times, "iowait", 0.0)
 
 
 def free_port() -> int:
@@ -177,21 +170,45 @@ def stop_server(server: subprocess.Popen) -> None:
         server.wait(10)
 
 
-async def page_clock(page) -> float:
-    return await page.evaluate("performance.now()")
+class ScriptRuns:
+    """The app's script runs as one browser page receives them on Streamlit's websocket: each run starts with a
+    `new_session` message and ends with `script_finished`. Read from the messages, not the page, so that no run is
+    missed, however short, and a run that has not started yet is never taken for a finished one."""
 
+    def __init__(self, page):
+        self.events: list[tuple[float, str]] = []  # (perf_counter time, "start" or "end")
+        page.on("websocket", lambda socket: socket.on("framereceived", self._on_frame))
 
-async def wait_until_finished(page, since: float) -> float:
-    """Seconds from `since` (page clock, ms) until the runs it set off had finished (no further run for
-    SETTLE_S, which is not counted); TimeoutError after ACTION_TIMEOUT_S."""
-    try:
-        handle = await page.wait_for_function(FINISHED_AFTER, arg=[since, SETTLE_S * 1000], polling=100,
-                                              timeout=ACTION_TIMEOUT_S * 1000)
-    except Exception as error:
-        states = await page.evaluate("window.__scriptStates.slice(-6)")
-        raise TimeoutError(f"no finished run after {ACTION_TIMEOUT_S} s (since {since:.0f} ms; "
-                           f"last script states {states})") from error
-    return (await handle.json_value() - since) / 1000
+    def _on_frame(self, payload) -> None:
+        if isinstance(payload, str):
+            return
+        message = ForwardMsg()
+        message.ParseFromString(payload)
+        kind = message.WhichOneof("type")
+        if kind in ("new_session", "script_finished"):
+            self.events.append((time.perf_counter(), "start" if kind == "new_session" else "end"))
+
+    def finished_after(self, since: float) -> float | None:
+        """When the runs begun after `since` had all ended (no new run for SETTLE_S since), else None."""
+        if not any(t > since and kind == "start" for t, kind in self.events):
+            return None
+        last_time, last_kind = self.events[-1]
+        if last_kind != "end" or time.perf_counter() - last_time < SETTLE_S:
+            return None
+        return last_time
+
+    async def wait(self, page, since: float) -> float:
+        """Seconds from `since` until the runs it set off had ended, once the page has rendered them;
+        TimeoutError after ACTION_TIMEOUT_S."""
+        deadline = since + ACTION_TIMEOUT_S
+        while (finished := self.finished_after(since)) is None:
+            if time.perf_counter() > deadline:
+                recent = [(round(t - since, 2), kind) for t, kind in self.events[-4:]]
+                raise TimeoutError(f"no finished run within {ACTION_TIMEOUT_S} s (recent runs, s after the "
+                                   f"action: {recent})")
+            await asyncio.sleep(0.05)
+        await page.wait_for_function(RENDERED, polling=100, timeout=ACTION_TIMEOUT_S * 1000)
+        return finished - since
 
 
 async def check_page(page, what: str) -> None:
@@ -202,20 +219,20 @@ async def check_page(page, what: str) -> None:
             raise RuntimeError(f"{what}: the page shows an {kind}: {(await element.inner_text())[:200]!r}")
 
 
-async def navigate(page, title: str) -> float:
-    since = await page_clock(page)
+async def navigate(page, runs: ScriptRuns, title: str) -> float:
+    since = time.perf_counter()
     await page.get_by_test_id("stSidebarNav").get_by_text(title, exact=True).click()
-    seconds = await wait_until_finished(page, since)
+    seconds = await runs.wait(page, since)
     await check_page(page, f"page {title!r}")
     return seconds
 
 
-async def upload(page, name: str, data: bytes) -> float:
-    """Upload on the landing page; done when its caption names the file and the app has finished."""
-    since = await page_clock(page)
+async def upload(page, runs: ScriptRuns, name: str, data: bytes) -> float:
+    """Upload on the landing page; done when the app has finished and its caption names the file."""
+    since = time.perf_counter()
     await page.set_input_files(UPLOAD_INPUT, files=[{"name": name, "mimeType": "image/jpeg", "buffer": data}])
-    seconds = await wait_until_finished(page, since)
-    await page.get_by_test_id("stMain").get_by_text(name, exact=True).first.wait_for(timeout=5000)
+    seconds = await runs.wait(page, since)
+    await page.get_by_test_id("stMain").get_by_text(name, exact=True).first.wait_for(timeout=ACTION_TIMEOUT_S * 1000)
     await check_page(page, f"upload {name}")
     return seconds
 
@@ -224,16 +241,18 @@ async def run_session(browser, index: int, base_url: str, titles: list[str], dea
                       max_rounds: int) -> None:
     """One user: open the app, then upload-and-visit-every-page rounds until the deadline."""
     context = await browser.new_context(viewport={"width": 1400, "height": 1000})
-    await context.add_init_script(RECORD_SCRIPT_STATES)
     page = await context.new_page()
     page.set_default_timeout(ACTION_TIMEOUT_S * 1000)
+    runs = ScriptRuns(page)
     try:
+        since = time.perf_counter()
         await page.goto(base_url)
-        stats.record("open", await wait_until_finished(page, 0.0))  # page clock 0 = navigation start
+        stats.record("open", await runs.wait(page, since))
         for round_number in range(max_rounds):
             # Each round starts and ends on the landing page (clicking the page one is on reruns nothing).
-            steps = [("upload", lambda: upload(page, f"s{index}-r{round_number}.jpg", picture(index, round_number)))]
-            steps += [("page " + title, lambda title=title: navigate(page, title))
+            name = f"s{index}-r{round_number}.jpg"
+            steps = [("upload", lambda: upload(page, runs, name, picture(index, round_number)))]
+            steps += [("page " + title, lambda title=title: navigate(page, runs, title))
                       for title in titles[1:] + (titles[:1] if len(titles) > 1 else [])]
             for kind, step in steps:
                 if time.perf_counter() >= deadline:
@@ -245,8 +264,9 @@ async def run_session(browser, index: int, base_url: str, titles: list[str], dea
                                         f"{type(error).__name__}: {str(error).splitlines()[0][:300]}")
                     if len(stats.errors) <= MAX_SCREENSHOTS:
                         await page.screenshot(path=RESULTS_DIR / f"soak-error-{len(stats.errors)}.png", full_page=True)
+                    since = time.perf_counter()
                     await page.goto(base_url)
-                    await wait_until_finished(page, 0.0)
+                    await runs.wait(page, since)
                     break
     finally:
         await context.close()
@@ -271,6 +291,7 @@ async def drive(base_url: str, sessions: int, minutes: float, max_rounds: int, s
             if warm_up.errors:
                 raise RuntimeError(f"warm-up failed: {warm_up.errors}")
             after_warm_up_mb = monitor.sample()
+            server_cpu, machine_cpu = monitor.cpu_seconds(), machine_cpu_seconds()
             started = time.perf_counter()
             deadline = started + minutes * 60
             await asyncio.wait_for(
@@ -278,10 +299,12 @@ async def drive(base_url: str, sessions: int, minutes: float, max_rounds: int, s
                                  for i in range(sessions))),
                 timeout=minutes * 60 + 2 * ACTION_TIMEOUT_S)
             elapsed = time.perf_counter() - started
+            server_cpu, machine_cpu = monitor.cpu_seconds() - server_cpu, machine_cpu_seconds() - machine_cpu
         finally:
             await browser.close()
     return {"pages": titles, "warm_up_s": warm_up_s, "warm_up_latencies": warm_up.latencies,
-            "after_warm_up_mb": after_warm_up_mb, "elapsed_s": elapsed}
+            "after_warm_up_mb": after_warm_up_mb, "elapsed_s": elapsed,
+            "cpu_s": {"server": server_cpu, "machine": machine_cpu, "available": elapsed * os.cpu_count()}}
 
 
 def percentiles(values: list[float]) -> dict[str, float]:
@@ -338,6 +361,10 @@ def main(argv: list[str] | None = None) -> int:
     memory = report["server_memory_mb"]
     print(f"  server memory: start {memory['start']:.0f} MB, after warm-up {memory['after_warm_up']:.0f} MB, "
           f"peak {memory['peak']:.0f} MB, end {memory['end']:.0f} MB")
+    cpu = run["cpu_s"]
+    print(f"  CPU time while the sessions ran: server {cpu['server']:.0f} s, whole machine {cpu['machine']:.0f} s "
+          f"of {cpu['available']:.0f} s available: the server had {cpu['server'] / max(cpu['machine'], 1e-9):.0%}, "
+          f"the browsers and the rest {1 - cpu['server'] / max(cpu['machine'], 1e-9):.0%}")
     for message in stats.errors[:10]:
         print("  error:", message)
     print(f"  report: {out}")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, app_pages, fail_or_skip
+from conftest import ROOT, SAMPLES_DIR, app_pages, fail_or_skip
 from shufflenet_viz.images import load_image
 from shufflenet_viz.inference import classify
 
@@ -176,6 +176,94 @@ def test_upload_then_every_page_in_chromium(server, sample_image_path, cifar_pai
                 expect(sidebar.get_by_test_id("stImage")).to_contain_text(sample_image_path.name)
                 screenshot_whole_page(page, SHOTS / f"{index:02d}_{slug(title)}.png")
             assert not outside, f"the page requested addresses outside this machine: {sorted(set(outside))}"
+        finally:
+            browser.close()
+    log = log_path.read_text()
+    assert "Traceback" not in log, f"the server logged an exception:\n{log[-3000:]}"
+
+
+def choose(page, label: str, option: str) -> None:
+    """Pick `option` in the main area's selectbox labelled `label`, as a user does: open it, click the option."""
+    box = page.get_by_test_id("stMain").get_by_test_id("stSelectbox").filter(
+        has=page.get_by_test_id("stWidgetLabel").get_by_text(label, exact=True))
+    box.click()
+    page.get_by_role("option", name=option, exact=True).click()
+    page.wait_for_timeout(500)
+    wait_until_idle(page)
+
+
+def test_every_view_of_the_explore_pages_in_chromium(server, cifar_pair):
+    """Feature maps, Attributions and Information flow with a photo of one's own: every point of a unit, every
+    attribution method and both measurement spans render for g=1 and g=3, with no exception or error box."""
+    if not CHROMIUM.exists():
+        fail_or_skip(f"{CHROMIUM} is missing: install Debian's Chromium with `apt-get install -y chromium`")
+    from playwright.sync_api import expect, sync_playwright
+
+    from shufflenet_viz.attributions import METHODS
+    from shufflenet_viz.features import POINT_LABELS, STEM
+
+    url, log_path = server
+    photo = SAMPLES_DIR / "horse.jpg"
+    labels = [model.label for model in cifar_pair]
+    SHOTS.mkdir(parents=True, exist_ok=True)
+
+    def check(page, where: str, charts_at_least: int, names_models: bool = True) -> None:
+        assert_no_exception(page, where, log_path)
+        errors = page.get_by_test_id("stMain").get_by_test_id("stAlertContentError")
+        assert errors.count() == 0, f"{where}: error shown: {errors.all_inner_texts()}"
+        charts = page.get_by_test_id("stMain").get_by_test_id("stPlotlyChart").count()
+        assert charts >= charts_at_least, f"{where}: {charts} charts, expected at least {charts_at_least}"
+        main_text = page.get_by_test_id("stMain").inner_text()
+        assert not names_models or all(label in main_text for label in labels), f"{where}: a model is missing"
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1600, "height": 1000})
+            page.set_default_timeout(PAGE_TIMEOUT_MS)
+            page.goto(f"{url}/feature_maps", wait_until="domcontentloaded")
+            sidebar = page.get_by_test_id("stSidebar")
+            expect(sidebar.get_by_test_id("stFileUploader")).to_be_visible(timeout=PAGE_TIMEOUT_MS)
+            wait_until_idle(page)
+            sidebar.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(photo))
+            expect(sidebar.get_by_test_id("stImage")).to_contain_text(photo.name, timeout=PAGE_TIMEOUT_MS)
+            wait_until_idle(page)
+
+            # Feature maps: every point of a unit (grid and the large channel per model), then the stem.
+            for point, label in POINT_LABELS.items():
+                if point == STEM:
+                    continue
+                choose(page, "Point", label)
+                check(page, f"feature maps, {label}", charts_at_least=4)
+            choose(page, "Layer", STEM)
+            check(page, "feature maps, stem", charts_at_least=4)
+            screenshot_whole_page(page, SHOTS / "explore_feature_maps_stem.png")
+
+            # Attributions: every method, both models, plus the per-group bars below.
+            sidebar.get_by_test_id("stSidebarNav").get_by_text("Attributions", exact=True).click()
+            page.wait_for_timeout(500)
+            wait_until_idle(page)
+            for method in METHODS.values():
+                choose(page, "Method", method)
+                check(page, f"attributions, {method}", charts_at_least=4)
+                for side in (0, 1):
+                    expect(page.locator(f".st-key-at_overlay_{side}").get_by_test_id("stPlotlyChart")).to_be_visible()
+                    expect(page.locator(f".st-key-at_groups_{side}").get_by_test_id("stPlotlyChart")).to_be_visible()
+                if method == METHODS["integrated_gradients"]:
+                    expect(page.get_by_test_id("stMetric").filter(has_text="IG convergence delta")).to_have_count(2)
+                screenshot_whole_page(page, SHOTS / f"explore_attributions_{slug(method)}.png")
+
+            # Information flow: both spans of the measurement, with the structure and the ablation.
+            sidebar.get_by_test_id("stSidebarNav").get_by_text("Information flow", exact=True).click()
+            page.wait_for_timeout(500)
+            wait_until_idle(page)
+            check(page, "information flow, the next unit", charts_at_least=3, names_models=False)
+            page.get_by_test_id("stMain").get_by_text("the rest of the stage", exact=True).click()
+            page.wait_for_timeout(500)
+            wait_until_idle(page)
+            check(page, "information flow, the rest of the stage", charts_at_least=3, names_models=False)
+            expect(page.get_by_test_id("stMetric").filter(has_text="influence crossing groups")).to_have_count(3)
+            screenshot_whole_page(page, SHOTS / "explore_information_flow.png")
         finally:
             browser.close()
     log = log_path.read_text()
