@@ -144,7 +144,7 @@ def show_attribution(loaded: LoadedModel, result: Attribution, side: int) -> Non
                    f"({result.options['n_steps']} steps)." +
                    ("" if converged else
                     f" Above {CONVERGED_DELTA:.0%}: the gradient jumps along the path wherever a ReLU switches, so "
-                    f"the sum converges slowly; raise the steps (1,000 brings our models within 0.4%)."))
+                    f"the sum converges slowly; raise the steps (e.g. to 1,000)."))
     stem = f"{loaded.name}_{result.method}_{loaded.classes[result.target]}".replace(" ", "_")
     png_column, npy_column = st.columns(2)
     png_column.download_button("PNG", attribution_png(base, result.map, result.signed, opacity),

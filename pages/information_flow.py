@@ -146,10 +146,9 @@ st.markdown("For each output channel j and input channel i: |d mean(out_j) / d i
 with st.spinner("Measuring the Jacobians..."):
     figure, influences = influence_heatmaps(views, current.sha256, stage, after, units, g, current.image)
 st.plotly_chart(figure, key="flow_influence")
-for column, (title, influence) in zip(st.columns(len(views)), influences):
-    column.metric(f"{title}: influence crossing groups", flow.format_share(influence.cross_group_share),
-                  help=f"From the {influence.start} to the {influence.end}; measured in "
-                       f"{influence.seconds:.2f} s.")
+for column, (title, measured) in zip(st.columns(len(views)), influences):
+    column.metric(f"{title}: influence crossing groups", flow.format_share(measured.cross_group_share),
+                  help=f"From the {measured.start} to the {measured.end}; measured in {measured.seconds:.2f} s.")
 st.caption(f"Share of all influence that goes from one of the {g} groups to another. With the shuffle off it is "
            f"exactly zero inside a stage; one shuffle is enough to spread influence across all groups." +
            (" This span starts at the stage input, so it includes the stride-2 unit, whose concatenation lets "

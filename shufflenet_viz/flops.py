@@ -173,7 +173,7 @@ def _unit_cost(name: str, unit: ShuffleUnit, shape: Shape) -> UnitCost:
     expand = _conv("expand_conv", unit.expand_conv, depthwise.output_shape)
     if unit.stride == 2:
         shortcut = _pool("shortcut", unit.shortcut, shape)
-        shortcut = OpCost("shortcut", f"3x3 average pool, stride 2, concatenated", shortcut.output_shape,
+        shortcut = OpCost("shortcut", "3x3 average pool, stride 2, concatenated", shortcut.output_shape,
                           other_ops=shortcut.other_ops)
         output: Shape = (expand.output_shape[0] + shortcut.output_shape[0],) + expand.output_shape[1:]
         merge_ops, merge = 0, "concat"  # concatenation moves data only

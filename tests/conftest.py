@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import ast
+import base64
+import json
 import os
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -89,3 +92,39 @@ def upload_picture() -> Callable:
         return at.run()
 
     return upload
+
+
+@pytest.fixture(scope="session")
+def app_on_page(app_test, upload_picture) -> Callable:
+    """`app_on_page(page_file, picture_path)`: a fresh app with that picture uploaded in the sidebar, switched to
+    the page and run, without an exception."""
+
+    def open_page(page_file: str, picture_path: Path):
+        at = upload_picture(app_test(), picture_path.name, picture_path.read_bytes(), "image/jpeg")
+        at.switch_page(page_file).run()
+        assert not at.exception, at.exception
+        return at
+
+    return open_page
+
+
+def page_charts(at) -> dict[str, dict]:
+    """Every plotly chart an AppTest page shows, as its figure JSON, by the key the page gave it."""
+    return {chart.proto.id.rsplit("-", 1)[-1]: json.loads(chart.proto.spec) for chart in at.get("plotly_chart")}
+
+
+def page_chart(at, key: str) -> dict:
+    """The figure JSON of the page's chart with this key."""
+    charts = page_charts(at)
+    assert key in charts, sorted(charts)
+    return charts[key]
+
+
+def plotly_array(value) -> np.ndarray:
+    """A plotly JSON array as numpy: plotly sends numpy data as {dtype, bdata (base64)[, shape]}; lists (None for
+    a gap) stay lists."""
+    if isinstance(value, dict) and "bdata" in value:
+        flat = np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
+        shape = value.get("shape")
+        return flat.reshape([int(n) for n in str(shape).split(",")]) if shape else flat
+    return np.array(value, dtype=float)

@@ -3,8 +3,8 @@ the per-group bars are the library's results for that picture, for both models, 
 
 import numpy as np
 import pytest
-from test_page_feature_maps import as_array, chart  # the plotly JSON readers, kept in one place
 
+from conftest import page_chart, plotly_array
 from shufflenet_viz.attributions import attribute, attribute_groups, black_baseline
 from shufflenet_viz.images import load_image
 from shufflenet_viz.inference import classify
@@ -24,10 +24,9 @@ def uploaded(cifar_pair, sample_image_paths):
 
 
 @pytest.fixture
-def page(app_test, upload_picture, sample_image_paths, cifar_pair):
-    at = upload_picture(app_test(), UPLOADED, sample_image_paths[UPLOADED].read_bytes(), "image/jpeg")
-    at.switch_page("pages/attributions.py").run()
-    assert not at.exception and not at.main.error
+def page(app_on_page, sample_image_paths, cifar_pair):
+    at = app_on_page("pages/attributions.py", sample_image_paths[UPLOADED])
+    assert not at.main.error
     return at
 
 
@@ -44,16 +43,16 @@ def test_integrated_gradients_overlays_delta_and_group_bars(page, cifar_pair, up
         expected = attribute(loaded.model, x, "integrated_gradients", target, n_steps=50, baseline=black)
         assert deltas[side] == f"{expected.convergence_delta:+.2e}"
         assert f"{expected.relative_delta:.2%} of score(picture) - score(baseline) (50 steps)" in captions
-        overlay = chart(at, f"at_overlay_{side}")
+        overlay = page_chart(at, f"at_overlay_{side}")
         image, heatmap = overlay["data"]
-        np.testing.assert_array_equal(as_array(image["z"]), what_model_sees(picture, loaded.preprocessing))
-        np.testing.assert_allclose(as_array(heatmap["z"]).reshape(64, 64), expected.map, rtol=1e-6, atol=1e-9)
+        np.testing.assert_array_equal(plotly_array(image["z"]), what_model_sees(picture, loaded.preprocessing))
+        np.testing.assert_allclose(plotly_array(heatmap["z"]).reshape(64, 64), expected.map, rtol=1e-6, atol=1e-9)
         assert heatmap["colorbar"]["ticktext"] == ["against", "0", "for"]  # the sign legend
 
-        bars = chart(at, f"at_groups_{side}")["data"]
+        bars = page_chart(at, f"at_groups_{side}")["data"]
         assert len(bars) == 1 and bars[0]["x"] == [f"group {k + 1}" for k in range(loaded.groups)]
         groups = attribute_groups(loaded.model, x, "stage4.unit4", target, n_steps=50, baseline=black)
-        np.testing.assert_allclose(as_array(bars[0]["y"]), groups.per_group, rtol=1e-6, atol=1e-9)
+        np.testing.assert_allclose(plotly_array(bars[0]["y"]), groups.per_group, rtol=1e-6, atol=1e-9)
     downloads = at.get("download_button")
     assert [d.proto.label for d in downloads] == ["PNG", ".npy", "PNG", ".npy"]
 
@@ -71,10 +70,10 @@ def test_gradcam_for_a_chosen_class_in_both_models(page, cifar_pair, uploaded):
     for side, (loaded, (x, black, _)) in enumerate(zip(cifar_pair, per_model)):
         ship = loaded.classes.index("ship")
         expected = attribute(loaded.model, x, "gradcam", ship, unit="stage3.unit8")
-        heatmap = chart(at, f"at_overlay_{side}")["data"][1]
-        np.testing.assert_allclose(as_array(heatmap["z"]).reshape(64, 64), expected.map, rtol=1e-5, atol=1e-9)
+        heatmap = page_chart(at, f"at_overlay_{side}")["data"][1]
+        np.testing.assert_allclose(plotly_array(heatmap["z"]).reshape(64, 64), expected.map, rtol=1e-5, atol=1e-9)
         assert heatmap["colorbar"]["ticktext"][0] == "0"  # no sign: the scale starts at zero
-        assert len(chart(at, f"at_groups_{side}")["data"][0]["x"]) == loaded.groups
+        assert len(page_chart(at, f"at_groups_{side}")["data"][0]["x"]) == loaded.groups
 
 
 def test_every_method_renders_for_both_models(page, cifar_pair):

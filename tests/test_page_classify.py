@@ -1,18 +1,10 @@
 """The Classify page with a picture uploaded through the sidebar: what it shows equals the library's answers."""
 
-import json
-
 import pytest
 
+from conftest import page_chart
 from shufflenet_viz.images import load_image
 from shufflenet_viz.inference import classify
-
-
-def chart(at, key: str) -> dict:
-    """The plotly figure (as JSON) of the chart with this key."""
-    charts = [c for c in at.get("plotly_chart") if c.proto.id.endswith(key) or key in c.proto.id]
-    assert len(charts) == 1, [c.proto.id for c in at.get("plotly_chart")]
-    return json.loads(charts[0].proto.spec)
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +19,7 @@ def classified(app_test, upload_picture, sample_image_path, cifar_pair):
 def test_top5_of_each_model_equals_direct_inference(classified, cifar_pair):
     at, expected = classified
     for side, (model, answer) in enumerate(zip(cifar_pair, expected)):
-        bars = chart(at, f"top_k_{side}")["data"][0]
+        bars = page_chart(at, f"top_k_{side}")["data"][0]
         top5 = answer.top(5)
         assert bars["y"][::-1] == [name for name, _ in top5]  # most likely on top
         # float32 kernels may sum in another order from call to call: equal to ~1e-7, not bit for bit
@@ -74,10 +66,10 @@ def test_model_cards_show_the_manifest_metrics_when_opened(classified, cifar_pai
     assert accuracies == [f"{m.entry['metrics']['test_accuracy']:.2%}" for m in cifar_pair]
     for side, model in enumerate(cifar_pair):
         metrics = model.entry["metrics"]
-        heatmap = chart(at, f"confusion_{side}")["data"][0]
+        heatmap = page_chart(at, f"confusion_{side}")["data"][0]
         assert heatmap["z"] == metrics["confusion_matrix"]
         assert heatmap["x"] == list(model.classes) == heatmap["y"]
-        per_class = chart(at, f"per_class_{side}")["data"][0]
+        per_class = page_chart(at, f"per_class_{side}")["data"][0]
         assert dict(zip(per_class["y"], per_class["x"])) == metrics["per_class_accuracy"]
     markdown = " ".join(m.value for m in at.main.markdown)
     assert all(m.entry["training"]["hardware"] in markdown for m in cifar_pair)

@@ -1,12 +1,10 @@
 """The Feature maps page with a picture uploaded through the sidebar: what its grids show is exactly the
 captured tensors of that picture, tile for tile, with group frames, pages and orderings as chosen."""
 
-import base64
-import json
-
 import numpy as np
 import pytest
 
+from conftest import page_chart, plotly_array
 from shufflenet_viz.features import capture_features, channel_order
 from shufflenet_viz.figures.features import FRAME_NAME, GROUP_BAR_NAME, mosaic
 from shufflenet_viz.images import load_image
@@ -16,25 +14,9 @@ from shufflenet_viz.runtime import configure_torch_threads
 UPLOADED = "horse.jpg"  # not the sidebar's default sample, so the page must be showing the upload
 
 
-def chart(at, key: str) -> dict:
-    charts = [c for c in at.get("plotly_chart") if c.proto.id.endswith(key)]
-    assert len(charts) == 1, [c.proto.id for c in at.get("plotly_chart")]
-    return json.loads(charts[0].proto.spec)
-
-
-def as_array(value) -> np.ndarray:
-    """A plotly JSON array: plotly 6+ sends numpy data as {dtype, bdata (base64), shape}; lists stay lists."""
-    if isinstance(value, dict) and "bdata" in value:
-        array = np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
-        shape = value.get("shape")
-        return array.reshape([int(n) for n in str(shape).split(",")]) if shape else array
-    return np.array([np.nan if v is None else v for v in value], dtype=float) \
-        if value and not isinstance(value[0], list) else np.array(value, dtype=float)
-
-
 def shown_cells(figure: dict) -> np.ndarray:
     """The heatmap's customdata: [..., 0] channel index, [..., 1] value (NaN in the gaps)."""
-    return as_array(figure["data"][0]["customdata"])
+    return plotly_array(figure["data"][0]["customdata"])
 
 
 def tiles_by_role(figure: dict, role: str) -> dict[str, int]:
@@ -59,11 +41,8 @@ def uploaded_features(cifar_pair, sample_image_paths):
 
 
 @pytest.fixture
-def page(app_test, upload_picture, sample_image_paths, cifar_pair):
-    at = upload_picture(app_test(), UPLOADED, sample_image_paths[UPLOADED].read_bytes(), "image/jpeg")
-    at.switch_page("pages/feature_maps.py").run()
-    assert not at.exception
-    return at
+def page(app_on_page, sample_image_paths, cifar_pair):
+    return app_on_page("pages/feature_maps.py", sample_image_paths[UPLOADED])
 
 
 def test_shuffle_pair_shows_the_uploaded_pictures_channels_before_and_after(page, cifar_pair, uploaded_features):
@@ -72,7 +51,7 @@ def test_shuffle_pair_shows_the_uploaded_pictures_channels_before_and_after(page
     for side, (loaded, features) in enumerate(zip(cifar_pair, uploaded_features)):
         channels = features["stage2.unit2.shuffle"].shape[1]
         assert channels == (36, 60)[side]
-        before, after = chart(at, f"fm_before_{side}"), chart(at, f"fm_after_{side}")
+        before, after = page_chart(at, f"fm_before_{side}"), page_chart(at, f"fm_after_{side}")
         for figure, point in ((before, "compress_relu"), (after, "shuffle")):
             expected = expected_cells(features[f"stage2.unit2.{point}"], np.arange(channels))
             np.testing.assert_array_equal(shown_cells(figure), expected)
@@ -82,9 +61,9 @@ def test_shuffle_pair_shows_the_uploaded_pictures_channels_before_and_after(page
         # g=3: the bars under the shuffled tiles show the new groups; g=1 has nothing that moves.
         assert tiles_by_role(after, GROUP_BAR_NAME) == ({} if loaded.groups == 1 else
                                                         {f"group {k + 1} (bar)": per_group for k in range(3)})
-    after_g3 = chart(at, "fm_after_1")
+    after_g3 = page_chart(at, "fm_after_1")
     frames = [t for t in after_g3["data"][1:] if t["meta"]["role"] == FRAME_NAME]
-    first_left_edges = [np.nanmin(as_array(t["x"])) for t in frames]
+    first_left_edges = [np.nanmin(plotly_array(t["x"])) for t in frames]
     assert first_left_edges == sorted(first_left_edges)  # tiles 0, 1, 2 carry groups 1, 2, 3: interleaved
     assert any("It carries channel 20 of the first 1x1 GConv's output (group 2)" in c for c in captions(at))
 
@@ -103,7 +82,8 @@ def test_largest_layer_is_paginated_and_sorted_by_strength(page, cifar_pair, upl
     for side, features in enumerate(uploaded_features):
         feature = features["stage4.unit4.output"]
         order = channel_order(feature, "mean_abs")
-        np.testing.assert_array_equal(shown_cells(chart(at, f"fm_grid_{side}")), expected_cells(feature, order[:96]))
+        np.testing.assert_array_equal(shown_cells(page_chart(at, f"fm_grid_{side}")),
+                                      expected_cells(feature, order[:96]))
         strongest = feature[0, order[0]]
         assert f"Values from {strongest.min():.3f} to {strongest.max():.3f}" in " ".join(captions(at))
 
@@ -111,7 +91,7 @@ def test_largest_layer_is_paginated_and_sorted_by_strength(page, cifar_pair, upl
     assert not at.exception
     feature = uploaded_features[1]["stage4.unit4.output"]
     last_page = channel_order(feature, "mean_abs")[864:]
-    figure = chart(at, "fm_grid_1")
+    figure = page_chart(at, "fm_grid_1")
     np.testing.assert_array_equal(shown_cells(figure), expected_cells(feature, last_page))
     assert sum(tiles_by_role(figure, FRAME_NAME).values()) == 96
 
@@ -122,20 +102,20 @@ def test_partial_last_page_stem_and_channel_inspector(page, cifar_pair, uploaded
     at.selectbox(key="fm_view").set_value("output").run()
     at.pagination(key="fm_page_1_stage2.unit3.output_index").set_value(3).run()
     assert not at.exception
-    figure = chart(at, "fm_grid_1")
+    figure = page_chart(at, "fm_grid_1")
     assert sum(tiles_by_role(figure, FRAME_NAME).values()) == 240 - 2 * 96
     assert "Channels 48 of 240 on this page (8x8 each): 192, 193" in " ".join(captions(at))
 
     at.number_input(key="fm_channel_1_stage2.unit3.output_index").set_value(200).run()
     values = uploaded_features[1]["stage2.unit3.output"][0, 200]
-    large = chart(at, "fm_channel_1_stage2.unit3.output_index_figure")
-    np.testing.assert_allclose(as_array(large["data"][0]["z"]), values.numpy(), rtol=1e-6)
+    large = page_chart(at, "fm_channel_1_stage2.unit3.output_index_figure")
+    np.testing.assert_allclose(plotly_array(large["data"][0]["z"]), values.numpy(), rtol=1e-6)
     assert large["layout"]["title"]["text"] == "Channel 200, group 3"
 
     at.selectbox(key="fm_layer").set_value("stem").run()
     assert not at.exception
     for side in (0, 1):
-        stem = chart(at, f"fm_grid_{side}")
+        stem = page_chart(at, f"fm_grid_{side}")
         assert tiles_by_role(stem, FRAME_NAME) == {"stem (no groups)": 24}
         np.testing.assert_array_equal(shown_cells(stem),
                                       expected_cells(uploaded_features[side]["stem"], np.arange(24)))

@@ -1,17 +1,12 @@
 """The FLOPs page (with a picture uploaded, as a user arrives at it): totals, bars and tables equal flop_report."""
 
-import json
-
 import pytest
 
+from conftest import page_chart
 from shufflenet_viz.flops import flop_report
 from shufflenet_viz.model import GROUPS, PAPER_MFLOPS
 
-
-def chart(at, key: str) -> dict:
-    charts = [c for c in at.get("plotly_chart") if key in c.proto.id]
-    assert len(charts) == 1, [c.proto.id for c in at.get("plotly_chart")]
-    return json.loads(charts[0].proto.spec)
+PAGE = "pages/flops.py"
 
 
 def stacked_totals(figure: dict) -> list[float]:
@@ -20,17 +15,10 @@ def stacked_totals(figure: dict) -> list[float]:
     return [sum(trace["y"][i] for trace in traces) for i in range(len(traces[0]["x"]))]
 
 
-def open_flops_page(app_test, upload_picture, sample_image_path):
-    at = upload_picture(app_test(), "dog.jpg", sample_image_path.read_bytes(), "image/jpeg")
-    at.switch_page("pages/flops.py").run()
-    assert not at.exception
-    return at
-
-
 @pytest.fixture(scope="module")
-def flops_page(app_test, upload_picture, sample_image_path):
+def flops_page(app_on_page, sample_image_path):
     """The FLOPs page as it first appears; tests that change its widgets open their own."""
-    return open_flops_page(app_test, upload_picture, sample_image_path)
+    return app_on_page(PAGE, sample_image_path)
 
 
 def test_default_pair_totals_match_flop_report_and_table1(flops_page):
@@ -43,7 +31,7 @@ def test_default_pair_totals_match_flop_report_and_table1(flops_page):
     assert [m.value for m in at.metric if m.label == "Parameters"] == [f"{r.total_params / 1e6:.2f} M"
                                                                        for r in reports]
     for side, report in enumerate(reports):
-        figure = chart(at, f"flops_units_{side}")
+        figure = page_chart(at, f"flops_units_{side}")
         assert figure["data"][0]["x"] == [u.name for u in report.units]
         assert stacked_totals(figure) == pytest.approx([u.macs / 1e6 for u in report.units])
 
@@ -56,8 +44,8 @@ def test_table1_comparison_lists_every_g(flops_page):
                                               for g in GROUPS]
 
 
-def test_other_configuration_and_all_operations(app_test, upload_picture, sample_image_path):
-    at = open_flops_page(app_test, upload_picture, sample_image_path)
+def test_other_configuration_and_all_operations(app_on_page, sample_image_path):
+    at = app_on_page(PAGE, sample_image_path)
     at.radio(key="flops_setting").set_value(list(at.radio(key="flops_setting").options)[1])
     at.selectbox(key="flops_groups_1").set_value(8)
     at.selectbox(key="flops_width_1").set_value(0.5)
@@ -67,7 +55,7 @@ def test_other_configuration_and_all_operations(app_test, upload_picture, sample
     macs = [m for m in at.metric if m.label == "Multiply-adds"]
     assert macs[1].value == f"{report.total_macs / 1e6:.1f} M"
     assert macs[1].delta == ""  # the paper gives no figure for this setting
-    figure = chart(at, "flops_units_1")
+    figure = page_chart(at, "flops_units_1")
     assert stacked_totals(figure) == pytest.approx([(u.macs + u.other_ops) / 1e6 for u in report.units])
     assert f"Other operations: {report.total_other_ops / 1e6:.1f} M more." in [c.value for c in at.caption]
 
@@ -80,7 +68,7 @@ def test_measured_time_per_unit_beside_its_share_of_macs(flops_page):
     assert list(units["macs"]) == [u.macs for u in report.units]
     assert (units["time_ms"] > 0).all()
     assert units["time_share_percent"].sum() == pytest.approx(100, abs=0.1)
-    share = chart(at, "flops_share_1")["data"]
+    share = page_chart(at, "flops_share_1")["data"]
     assert [trace["name"] for trace in share] == ["share of multiply-adds", "share of measured time"]
     assert share[0]["y"] == pytest.approx(list(units["mac_share_percent"]))
     downloads = [b.label for b in at.get("download_button")]

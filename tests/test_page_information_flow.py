@@ -1,9 +1,7 @@
 """The Information flow page with a picture uploaded through the sidebar: the structural reachability, the
 measured cross-group shares and the shuffle ablation equal what the library computes directly."""
 
-import base64
 import io
-import json
 import tarfile
 
 import numpy as np
@@ -11,6 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import page_charts, plotly_array
 from shufflenet_viz import data, flow
 from shufflenet_viz.images import load_image
 from shufflenet_viz.inference import classify
@@ -18,19 +17,6 @@ from shufflenet_viz.preprocess import preprocess_image, to_model_input
 
 PAGE = "pages/information_flow.py"
 VIEWS = ("g=1", "g=3", "g=3, shuffle off")
-
-
-def charts(at) -> dict[str, dict]:
-    """Every plotly chart of the page as JSON, by the key the page gave it."""
-    return {c.proto.id.rsplit("-", 1)[-1]: json.loads(c.proto.spec) for c in at.get("plotly_chart")}
-
-
-def array(value) -> np.ndarray:
-    """A plotly JSON array: a list, or a typed array {'dtype', 'bdata'[, 'shape']} as plotly writes numpy."""
-    if isinstance(value, dict):
-        flat = np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
-        return flat.reshape([int(n) for n in str(value.get("shape", flat.size)).split(",")])
-    return np.array(value, dtype=float)
 
 
 def metrics(at) -> dict[str, str]:
@@ -56,24 +42,12 @@ def synthetic_archive(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="module")
-def page(cifar_pair, sample_image_path, synthetic_archive):
+def page(app_on_page, cifar_pair, sample_image_path, synthetic_archive):
     """The page after a photo was uploaded in the sidebar, with the ablation measured on the small archive."""
-    import ui
-    from streamlit.testing.v1 import AppTest
-
-    from conftest import APP_TIMEOUT_S, ROOT
-
     original = data.DEFAULT_ARCHIVE
     data.DEFAULT_ARCHIVE = type(original)(synthetic_archive)
     try:
-        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=APP_TIMEOUT_S)
-        at.run()
-        at.file_uploader(key=ui.UPLOAD_KEY).set_value(("dog.jpg", sample_image_path.read_bytes(), "image/jpeg"))
-        at.run()
-        at.switch_page(PAGE)
-        at.run()
-        assert not at.exception, at.exception
-        yield at
+        yield app_on_page(PAGE, sample_image_path)
     finally:
         data.DEFAULT_ARCHIVE = original
 
@@ -98,10 +72,10 @@ def test_structure_matches_the_modules(page, cifar_pair):
         assert shown[f"{title}: channel pairs connected"] == f"{step.connected_share:.1%}"
     assert shown["g=3, shuffle off: channel pairs connected"] == "33.3%"
     assert shown["g=3: channel pairs connected"] == "100.0%"
-    figure = charts(page)["flow_structure"]
-    off = array(figure["data"][2]["z"])
+    figure = page_charts(page)["flow_structure"]
+    off = plotly_array(figure["data"][2]["z"])
     assert np.array_equal(off, np.kron(np.eye(3), np.ones((80, 80))))  # block-diagonal, 240 channels
-    assert np.all(array(figure["data"][1]["z"]) == 1)
+    assert np.all(plotly_array(figure["data"][1]["z"]) == 1)
     text = " ".join(m.value for m in page.markdown)
     for point in flow.mixing_without_shuffle(cifar_pair[1].model):
         assert f"**{point.unit_name}**: {point.reason}." in text
@@ -116,8 +90,8 @@ def test_measured_shares_equal_direct_measurement(page, cifar_pair, picture):
         assert shown[f"{title}: influence crossing groups"] == flow.format_share(influence.cross_group_share)
     assert shown["g=3, shuffle off: influence crossing groups"] == "0%"
     assert shown["g=3: influence crossing groups"] != "0%"
-    figure = charts(page)["flow_influence"]
-    off = array(figure["data"][2]["z"])
+    figure = page_charts(page)["flow_influence"]
+    off = plotly_array(figure["data"][2]["z"])
     outside_blocks = np.kron(np.eye(3), np.ones((80, 80))) == 0
     assert np.all(np.isnan(off[outside_blocks]))  # exactly zero: drawn white
 
@@ -159,8 +133,8 @@ def test_ablation_prediction_and_accuracy(page, cifar_pair, picture, synthetic_a
     shown = metrics(page)
     assert shown["Shuffle on: prediction"] == classify(g3, picture).predicted_class
     assert shown["Shuffle off: prediction"] == classify(off, picture).predicted_class
-    bars = charts(page)["flow_ablation_top5"]["data"]
-    probabilities = dict(zip(bars[1]["y"], array(bars[1]["x"])))
+    bars = page_charts(page)["flow_ablation_top5"]["data"]
+    probabilities = dict(zip(bars[1]["y"], plotly_array(bars[1]["x"])))
     for name, p in classify(off, picture).top(5):
         assert probabilities[name] == pytest.approx(p, abs=1e-6)
     test = data.load_cifar10(synthetic_archive, splits=("test",))["test"]

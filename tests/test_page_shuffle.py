@@ -1,34 +1,14 @@
 """The Channel shuffle page with a picture uploaded through the sidebar: the animation, the index map, the
 Figure 1 comparison and the permutation each trained model applies, and a clear message for a bad C."""
 
-import base64
-import json
-
-import numpy as np
 import pytest
 import torch
 
+from conftest import page_charts, plotly_array
 from shufflenet_viz import flow
 from shufflenet_viz.model import shuffle_permutation
 
 PAGE = "pages/shuffle.py"
-
-
-def charts(at) -> dict[str, dict]:
-    """Every plotly chart of the page as JSON, by the key the page gave it."""
-    found = {}
-    for chart in at.get("plotly_chart"):
-        key = chart.proto.id.rsplit("-", 1)[-1]
-        found[key] = json.loads(chart.proto.spec)
-    return found
-
-
-def array(value) -> np.ndarray:
-    """A plotly JSON array: a list, or a typed array {'dtype', 'bdata'[, 'shape']} as plotly writes numpy."""
-    if isinstance(value, dict):
-        flat = np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
-        return flat.reshape([int(n) for n in str(value.get("shape", flat.size)).split(",")])
-    return np.array(value, dtype=float)
 
 
 def wiring_links(figure: dict) -> dict[int, int]:
@@ -36,41 +16,29 @@ def wiring_links(figure: dict) -> dict[int, int]:
     links = {}
     for trace in figure["data"]:
         if trace["mode"] == "lines":
-            xs = array(trace["x"])
+            xs = plotly_array(trace["x"])
             for start in range(0, len(xs), 3):
                 links[int(xs[start + 1])] = int(xs[start])
     return links
 
 
 @pytest.fixture(scope="module")
-def page(cifar_pair, sample_image_path):
+def page(app_on_page, cifar_pair, sample_image_path):
     """The page after a photo was uploaded in the sidebar (one app run shared by this file's tests)."""
-    import ui
-    from streamlit.testing.v1 import AppTest
-
-    from conftest import APP_TIMEOUT_S, ROOT
-
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=APP_TIMEOUT_S)
-    at.run()
-    at.file_uploader(key=ui.UPLOAD_KEY).set_value(("dog.jpg", sample_image_path.read_bytes(), "image/jpeg"))
-    at.run()
-    at.switch_page(PAGE)
-    at.run()
-    assert not at.exception, at.exception
-    return at
+    return app_on_page(PAGE, sample_image_path)
 
 
 def test_default_animation_is_the_stage2_bottleneck(page):
     assert page.number_input(key="shuffle_channels").value == 60
     assert page.number_input(key="shuffle_groups").value == 3
-    figure = charts(page)["shuffle_animation"]
+    figure = page_charts(page)["shuffle_animation"]
     assert len(figure["frames"]) == 4 + 3 * 6
     assert [step["label"] for step in figure["layout"]["sliders"][0]["steps"]] == [
         "1 row", "2 reshape", "3 transpose", "4 flatten"]
     assert figure["layout"]["title"]["text"] == "Channel shuffle of C=60 channels in g=3 groups"
     permutation = shuffle_permutation(60, 3).tolist()
     final = {round(x): int(label) for trace in figure["frames"][-1]["data"][:3]
-             for x, label in zip(array(trace["x"]), trace["text"])}
+             for x, label in zip(plotly_array(trace["x"]), trace["text"])}
     assert [final[slot] for slot in range(60)] == permutation
     index_map = page.dataframe[0].value
     assert index_map["input channel perm[i]"].tolist() == permutation
@@ -83,12 +51,12 @@ def test_figure1_counts_outputs_that_hear_every_group(page):
     metrics = {m.label: m.value for m in page.metric}
     assert metrics["Output channels that hear every group, without shuffle"] == "0 of 12"
     assert metrics["Output channels that hear every group, with shuffle"] == "12 of 12"
-    figure = charts(page)["shuffle_figure1"]
+    figure = page_charts(page)["shuffle_figure1"]
     assert [a["text"] for a in figure["layout"]["annotations"]] == ["without shuffle", "with shuffle"]
 
 
 def test_trained_models_apply_their_shuffle(page, cifar_pair):
-    found = charts(page)
+    found = page_charts(page)
     assert page.selectbox(key="shuffle_unit").value == "stage2.unit2"
     for side, loaded in enumerate(cifar_pair):
         unit = loaded.model.stage2.unit2
@@ -107,7 +75,7 @@ def test_other_unit_and_settings(page, cifar_pair):
     page.number_input(key="shuffle_channels").set_value(12)
     page.run()
     assert not page.exception
-    found = charts(page)
+    found = page_charts(page)
     assert len(found["shuffle_animation"]["frames"]) == 22
     g3 = cifar_pair[1]
     bottleneck = g3.model.stage4.unit3.compress_conv.out_channels
@@ -122,8 +90,8 @@ def test_channels_not_divisible_by_groups_give_a_message(page):
     page.run()
     assert not page.exception
     assert [e.value for e in page.error] == [flow.shuffle_setting_problem(61, 3)]
-    assert "shuffle_animation" not in charts(page)
-    assert "shuffle_figure1" in charts(page)  # the rest of the page still works
+    assert "shuffle_animation" not in page_charts(page)
+    assert "shuffle_figure1" in page_charts(page)  # the rest of the page still works
     page.number_input(key="shuffle_channels").set_value(60)
     page.run()
-    assert not page.error and "shuffle_animation" in charts(page)
+    assert not page.error and "shuffle_animation" in page_charts(page)
