@@ -9,12 +9,15 @@ configure_torch_threads()
 # A local favicon: without one Streamlit shows the current page's Material icon, fetched from Google's servers.
 st.set_page_config(page_title="ShuffleNet Lens", page_icon="🔍", layout="wide")
 
-# Each page's file path, title and icon; the first is the landing page. Pages that other helpers write add
-# their own entry here once their file exists.
+# Each page's file path, title and icon; the first is the landing page.
 PAGES = [
     st.Page("pages/classify.py", title="Classify", icon=":material/image_search:", default=True),
+    st.Page("pages/lesson.py", title="Lesson", icon=":material/school:"),
     st.Page("pages/shuffle.py", title="Channel shuffle", icon=":material/shuffle:"),
+    st.Page("pages/unit.py", title="The unit", icon=":material/schema:"),
+    st.Page("pages/cost.py", title="Cost arithmetic", icon=":material/calculate:"),
     st.Page("pages/information_flow.py", title="Information flow", icon=":material/account_tree:"),
+    st.Page("pages/experiments.py", title="Does the shuffle help?", icon=":material/science:"),
     st.Page("pages/flops.py", title="FLOPs", icon=":material/speed:"),
     st.Page("pages/feature_maps.py", title="Feature maps", icon=":material/grid_view:"),
     st.Page("pages/attributions.py", title="Attributions", icon=":material/insights:"),

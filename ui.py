@@ -8,6 +8,8 @@ in the sidebar lives in `st.session_state`, so it survives a switch of page.
 from __future__ import annotations
 
 import io
+import threading
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,12 +18,10 @@ from PIL import Image
 from streamlit.runtime.pages_manager import PagesManager
 
 from shufflenet_viz import weights
+from shufflenet_viz.figures.common import projector_style
 from shufflenet_viz.figures.classify import PAIR_COLOURS, confusion_figure, per_class_accuracy_figure, top_k_figure
-from shufflenet_viz.figures.flops import params_figure, share_figure, unit_cost_figure
-from shufflenet_viz.flops import FlopReport, flop_report, time_units
 from shufflenet_viz.images import ImageError, load_image
 from shufflenet_viz.inference import Classification, classify
-from shufflenet_viz.model import build_model
 from shufflenet_viz.preprocess import what_model_sees
 from shufflenet_viz.weights import LoadedModel
 
@@ -29,7 +29,16 @@ SAMPLES_DIR = Path(__file__).resolve().parent / "samples"
 SAMPLE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 DEFAULT_SAMPLE = "cat.jpg"  # a new session starts with a picture, so every page has something to show
 UPLOAD_TYPES = ("jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff")
-DEFAULT_PAIR = ("cifar10_g1", "cifar10_g3")
+# The comparisons offered as one choice, first installed first: (label, left model, right model).
+PAIR_PRESETS: tuple[tuple[str, str, str], ...] = (
+    ("g=3 vs g=8, ImageNet-1k, official 0.5x", "imagenet_official_g3_w0.5", "imagenet_official_g8_w0.5"),
+    ("g=1 vs g=3, CIFAR-10, trained here with one recipe", "cifar10_g1", "cifar10_g3"),
+    *((f"g={g} trained with vs without shuffle, CIFAR-10 0.5x (experiment)", f"cifar10_x0.5_g{g}_s0",
+       f"cifar10_x0.5_g{g}_noshuffle_s0") for g in (3, 8)),
+    *((f"g=1 vs g=3, ImageNet-1k (osmr, {width})", f"imagenet_osmr_g1_w{width}", f"imagenet_osmr_g3_w{width}")
+      for width in ("1", "0.5", "0.25")),
+)
+ANY_PAIR = "Any two models"
 THUMBNAIL_SIDE = 480  # the sidebar shows at most ~300 CSS px; encoded once per picture, not on every run
 TOP_K = 5
 SEEN_SIDE = 256  # "what the model sees" is blown up to about this many pixels, nearest neighbour
@@ -43,6 +52,10 @@ CAMERA_ON_KEY = "lens_camera_on"
 CAMERA_KEY = "lens_camera"
 SAMPLE_KEY = "lens_sample"
 MODEL_KEYS = ("lens_model_left", "lens_model_right")
+PAIR_KEY = "lens_pair"
+MIRROR_KEY = "lens_mirror"
+FETCH_MESSAGE_KEY = "lens_fetch_message"
+INSTALL_KEY = "lens_install_imagenet"
 
 
 @dataclass(frozen=True)
@@ -58,6 +71,20 @@ class CurrentImage:
 
 
 # --- the frame ----------------------------------------------------------------------------------------
+
+def _import_in_background() -> None:
+    # Pages' first visits would otherwise pay for these imports (pandas for st.dataframe, Captum for the
+    # attributions: ~1 s of CPU together); a server process does them once, while its first visitor looks at
+    # the landing page. Python's import locks make a page that needs them sooner simply wait for them.
+    def work() -> None:
+        import captum.attr  # noqa: F401
+        import pandas  # noqa: F401
+
+    threading.Thread(target=work, name="lens-background-imports", daemon=True).start()
+
+
+_import_in_background()
+
 
 def ensure_shell() -> None:
     """Make sure this page runs inside app.py (its sidebar and page list); pages call it first.
@@ -75,30 +102,42 @@ def ensure_shell() -> None:
 # --- models ---------------------------------------------------------------------------------------------
 
 @st.cache_resource(show_spinner="Loading and verifying the models...")
-def _load_all(weights_dir: str) -> tuple[dict[str, LoadedModel], dict[str, str]]:
-    # Once per process and weights folder: the models are frozen and shared read-only by all sessions.
-    return weights.load_all(Path(weights_dir))
+def _load_all(weights_dirs: tuple[str, ...]) -> tuple[dict[str, LoadedModel], dict[str, str]]:
+    # Once per process and set of folders: the models are frozen and shared read-only by all sessions.
+    loaded, problems = {}, {}
+    for folder in weights_dirs:
+        more_loaded, more_problems = weights.load_all(Path(folder))
+        loaded.update({name: model for name, model in more_loaded.items() if name not in loaded})
+        problems.update({name: problem for name, problem in more_problems.items() if name not in loaded})
+    return loaded, problems
+
+
+def _model_dirs() -> tuple[str, ...]:
+    return tuple(str(folder) for folder in weights.model_dirs())
 
 
 def loaded_models() -> dict[str, LoadedModel]:
-    """Every verified model by name (the one cached loader; models that failed verification are absent)."""
-    return _load_all(str(weights.WEIGHTS_DIR))[0]
+    """Every verified model by name, shipped then fetched (the one cached loader; refused models are absent)."""
+    return _load_all(_model_dirs())[0]
 
 
 def model_problems() -> dict[str, str]:
-    """Why each model of the manifest that is not loaded was missing or refused, by name."""
-    return _load_all(str(weights.WEIGHTS_DIR))[1]
+    """Why each model of the manifests that is not loaded was missing or refused, by name."""
+    return _load_all(_model_dirs())[1]
+
+
+def available_presets(names) -> list[tuple[str, str, str]]:
+    """The comparison presets whose two models are both loaded."""
+    return [preset for preset in PAIR_PRESETS if preset[1] in names and preset[2] in names]
 
 
 def _default_model_names(names: list[str]) -> list[str]:
-    """The default left and right models: the g=1 / g=3 CIFAR-10 pair when present, else the first ones."""
-    chosen = []
-    for position, preferred in enumerate(DEFAULT_PAIR):
-        if preferred in names:
-            chosen.append(preferred)
-        else:
-            chosen.append(names[min(position, len(names) - 1)])
-    return chosen
+    """The default left and right models: the first installed preset (ImageNet official pair, else the
+    CIFAR-10 g=1 / g=3 pair), else the first two models."""
+    presets = available_presets(names)
+    if presets:
+        return list(presets[0][1:])
+    return [names[0], names[min(1, len(names) - 1)]]
 
 
 def model_pair() -> tuple[LoadedModel, LoadedModel]:
@@ -220,6 +259,82 @@ def _image_inputs() -> None:
         st.info(note)
 
 
+def _pair_label(left: str, right: str) -> str:
+    for label, preset_left, preset_right in PAIR_PRESETS:
+        if (left, right) == (preset_left, preset_right):
+            return label
+    return ANY_PAIR
+
+
+def _on_pair() -> None:
+    for label, left, right in PAIR_PRESETS:
+        if label == st.session_state.get(PAIR_KEY):
+            st.session_state[MODEL_KEYS[0]], st.session_state[MODEL_KEYS[1]] = left, right
+
+
+def _on_model() -> None:
+    st.session_state[PAIR_KEY] = _pair_label(*(st.session_state.get(key) for key in MODEL_KEYS))
+
+
+def _install_imagenet(missing: list[str]) -> None:
+    """Fetch the missing recommended ImageNet models with a progress bar; the message stays for the next run."""
+    from shufflenet_viz.imagenet import CATALOGUE, fetch_imagenet
+
+    mirror = (st.session_state.get(MIRROR_KEY) or "").strip() or None
+    bar = st.progress(0.0, text="Starting the download...")
+    installed, failures = [], []
+    for index, name in enumerate(missing):
+        checkpoint = CATALOGUE[name]
+
+        def progress(done: int, total: int | None, index=index, checkpoint=checkpoint) -> None:
+            share = done / total if total else 0.0
+            bar.progress(min(1.0, (index + share) / len(missing)),
+                         text=f"{checkpoint.label}: {done / 1e6:.1f} MB" + (f" of {total / 1e6:.1f}" if total else ""))
+
+        try:
+            installed.append(fetch_imagenet(checkpoint, mirror=mirror, progress=progress))
+        except weights.WeightsError as error:
+            failures.append(str(error))
+    bar.empty()
+    if failures:
+        st.error(" ".join(failures) + " On the server, `python -m shufflenet_viz weights fetch imagenet --all "
+                 "--mirror DIR` installs them from a folder (or URL) holding the published files; "
+                 "SHUFFLENET_LENS_MIRROR sets the mirror for this button too.")
+    if installed:
+        st.session_state[FETCH_MESSAGE_KEY] = ("success", f"Installed {', '.join(installed)}.")
+        _load_all.clear()  # every session lists the new models on its next run; loaded models stay valid
+        st.session_state.pop(PAIR_KEY, None)
+        for key in MODEL_KEYS:
+            st.session_state.pop(key, None)
+        st.rerun()
+
+
+def _imagenet_inputs(models: dict[str, LoadedModel]) -> None:
+    from shufflenet_viz.imagenet import CATALOGUE, RECOMMENDED
+
+    missing = [name for name in RECOMMENDED if name not in models]
+    message = st.session_state.pop(FETCH_MESSAGE_KEY, None)
+    if message:
+        getattr(st, message[0])(message[1])
+    if not missing:
+        return
+    with st.expander("Get the ImageNet models", expanded=not any(m.entry.get("dataset") == "ImageNet-1k"
+                                                                  for m in models.values())):
+        st.markdown("Pretrained on ImageNet-1k by their authors, 224x224, 1000 classes: "
+                    + ", ".join(CATALOGUE[name].label for name in missing)
+                    + f". About {sum(CATALOGUE[n].max_bytes for n in missing) / 1e6:.0f} MB at most; checked "
+                      f"against the published hashes, then kept in `{weights.FETCHED_DIR}` (not in git).")
+        st.text_input("Mirror (optional)", key=MIRROR_KEY, placeholder="a folder or http(s) URL",
+                      help="Tried before the publishers' servers: a folder or URL holding the published files "
+                           "under their names (e.g. megvii_shufflenetv1_g3_0.5x.pth.tar).")
+        # A flag set by the click rather than the button's value: a run that Streamlit restarts before it
+        # reaches the sidebar (see ensure_shell) would otherwise lose the click.
+        st.button("Download and install", icon=":material/download:", on_click=st.session_state.__setitem__,
+                  args=(INSTALL_KEY, True))
+        if st.session_state.pop(INSTALL_KEY, False):
+            _install_imagenet(missing)
+
+
 def _model_inputs() -> None:
     st.header("Models compared")
     models, problems = loaded_models(), model_problems()
@@ -229,13 +344,24 @@ def _model_inputs() -> None:
                 st.warning(f"**{name}**: {message}")
     if not models:
         st.error("No verified model is available; the pages that run a model will say so.")
+        _imagenet_inputs(models)
         return
-    names = list(models)
-    for key, label, default in zip(MODEL_KEYS, ("Left model", "Right model"), _default_model_names(names)):
-        st.selectbox(label, names, index=names.index(default), key=key, format_func=lambda n: models[n].label)
+    names = sorted(models, key=lambda n: (models[n].entry.get("dataset", ""), models[n].label))
+    defaults = _default_model_names(list(models))
+    for key, default in zip(MODEL_KEYS, defaults):
+        if st.session_state.get(key) not in models:
+            st.session_state[key] = default
+    presets = [label for label, *_ in available_presets(models)]
+    current = _pair_label(*(st.session_state[key] for key in MODEL_KEYS))
+    st.session_state[PAIR_KEY] = current if current in presets else ANY_PAIR
+    st.selectbox("Comparison", [*presets, ANY_PAIR], key=PAIR_KEY, on_change=_on_pair,
+                 help="The comparisons the app is built for, or any two models you pick below.")
+    for key, label in zip(MODEL_KEYS, ("Left model", "Right model")):
+        st.selectbox(label, names, key=key, on_change=_on_model, format_func=lambda n: models[n].label)
     left, right = model_pair()
     if left.name == right.name:
         st.caption("Both sides show the same model; pick another for a comparison.")
+    _imagenet_inputs(models)
 
 
 def sidebar() -> None:
@@ -243,6 +369,51 @@ def sidebar() -> None:
     with st.sidebar:
         _image_inputs()
         _model_inputs()
+        _display_inputs()
+
+
+# --- projector mode -------------------------------------------------------------------------------------
+
+PROJECTOR_KEY = "lens_projector"
+PROJECTOR_PARAM = "projector"  # ?projector=1 in a bookmark opens the app in projector mode
+PROJECTOR_ROOT_FONT_PX = 20  # the page's text in projector mode (Streamlit's default is 16)
+_PROJECTOR_COPIES: dict[int, tuple[weakref.ref, object]] = {}
+_PROJECTOR_COPIES_MAX = 256  # styled copies of cached figures, a few hundred KB at most each
+
+
+def projector_mode() -> bool:
+    """Whether figures are drawn for a projector (the sidebar's toggle, or ?projector=1 in the URL)."""
+    if PROJECTOR_KEY not in st.session_state:
+        return st.query_params.get(PROJECTOR_PARAM) == "1"
+    return bool(st.session_state[PROJECTOR_KEY])
+
+
+def _display_inputs() -> None:
+    st.header("Display")
+    if PROJECTOR_KEY not in st.session_state:
+        st.session_state[PROJECTOR_KEY] = st.query_params.get(PROJECTOR_PARAM) == "1"
+    st.toggle("Projector mode", key=PROJECTOR_KEY,
+              help="Larger type, markers and lines, legible from the back of a room at 1280x720; the shuffle "
+                   "animation starts with 12 channels.")
+    if st.session_state[PROJECTOR_KEY]:
+        # Streamlit sizes text in rem; its generous top padding would push a slide's figure off a 720 px screen.
+        st.html(f"<style>html {{ font-size: {PROJECTOR_ROOT_FONT_PX}px; }} "
+                f"[data-testid=stMainBlockContainer] {{ padding-top: 2.5rem; }}</style>")
+
+
+def for_screen(figure):
+    """The figure as the current display mode draws it: itself, or in projector mode a styled copy (made once
+    per cached figure and kept while that figure lives; the cached figure itself is never changed)."""
+    if figure is None or not projector_mode():
+        return figure
+    remembered = _PROJECTOR_COPIES.get(id(figure))
+    if remembered is not None and remembered[0]() is figure:
+        return remembered[1]
+    styled = projector_style(figure)
+    if len(_PROJECTOR_COPIES) >= _PROJECTOR_COPIES_MAX:
+        _PROJECTOR_COPIES.pop(next(iter(_PROJECTOR_COPIES)))
+    _PROJECTOR_COPIES[id(figure)] = (weakref.ref(figure), styled)
+    return styled
 
 
 # --- cached results -------------------------------------------------------------------------------------
@@ -272,16 +443,20 @@ def seen_png_cached(model_name: str, image_sha256: str, _image: Image.Image) -> 
 # Bounded: 64 figures (32 pictures x 2 sides), a few KB each. Built once per picture and model, then only read:
 # rebuilding a plotly figure costs more than the forward pass it shows.
 @st.cache_resource(max_entries=64, show_spinner=False)
-def top_k_figure_cached(model_name: str, image_sha256: str, side: int, _image: Image.Image):
-    """The top-k figure of this model for the picture with this sha256, in the colour of its side."""
+def _top_k_figure(model_name: str, image_sha256: str, side: int, _image: Image.Image):
     answer = classify_cached(model_name, image_sha256, _image)
     return top_k_figure(answer, TOP_K, PAIR_COLOURS[side], f"Top {TOP_K}")
 
 
+def top_k_figure_cached(model_name: str, image_sha256: str, side: int, _image: Image.Image):
+    """The top-k figure of this model for the picture with this sha256, in the colour of its side, drawn for
+    the current display mode."""
+    return for_screen(_top_k_figure(model_name, image_sha256, side, _image))
+
+
 # Bounded: 16 models x 2 sides; the figures depend on the manifest alone and are only read afterwards.
 @st.cache_resource(max_entries=32, show_spinner=False)
-def model_card_figures_cached(model_name: str, side: int):
-    """(per-class accuracy figure or None, confusion matrix figure or None) from the model's manifest metrics."""
+def _model_card_figures(model_name: str, side: int):
     loaded = loaded_models()[model_name]
     metrics = loaded.entry.get("metrics", {})
     per_class, matrix = metrics.get("per_class_accuracy"), metrics.get("confusion_matrix")
@@ -293,42 +468,7 @@ def model_card_figures_cached(model_name: str, side: int):
     return per_class_figure, matrix_figure
 
 
-# Bounded: 64 reports (5 groups x 5 widths x 2 settings = 50 exist); each is a few hundred small records.
-@st.cache_data(max_entries=64, show_spinner=False)
-def flop_report_cached(groups: int, width: float, size: int, num_classes: int) -> FlopReport:
-    """`flop_report`, once per architecture."""
-    return flop_report(groups, width, size, num_classes)
-
-
-# Bounded: 20 timings of 18 numbers each. Timing costs about a second, so it is done once per architecture
-# and process; the numbers describe this server at that moment (other sessions share its CPU).
-@st.cache_data(max_entries=20, show_spinner="Timing every unit on this server's CPU...")
-def unit_seconds_cached(groups: int, width: float, size: int, num_classes: int) -> dict[str, float]:
-    """`time_units` on a freshly built model of this architecture (timing does not depend on the weights)."""
-    model = build_model(groups, width, num_classes).eval()
-    return time_units(model, size)
-
-
-# The FLOPs page's figures, keyed by everything they show (timings included), built once and only read afterwards.
-# Bounded: 64 + 32 + 64 figures of 18 bars each, a few tens of KB apiece.
-@st.cache_resource(max_entries=64, show_spinner=False)
-def unit_cost_figure_cached(groups: int, width: float, size: int, num_classes: int, include_other_ops: bool,
-                            y_max: float, title: str):
-    """`unit_cost_figure` of one architecture."""
-    report = flop_report_cached(groups, width, size, num_classes)
-    return unit_cost_figure(report, include_other_ops, title, y_max)
-
-
-@st.cache_resource(max_entries=32, show_spinner=False)
-def params_figure_cached(configs: tuple[tuple[int, float], ...], size: int, num_classes: int,
-                         names: tuple[str, ...]):
-    """`params_figure` of the configurations (groups, width), coloured by side."""
-    reports = [flop_report_cached(groups, width, size, num_classes) for groups, width in configs]
-    return params_figure(reports, names, PAIR_COLOURS)
-
-
-@st.cache_resource(max_entries=64, show_spinner=False)
-def share_figure_cached(groups: int, width: float, size: int, num_classes: int,
-                        seconds: tuple[tuple[str, float], ...], title: str):
-    """`share_figure` of one architecture with these measured seconds per unit."""
-    return share_figure(flop_report_cached(groups, width, size, num_classes), dict(seconds), title)
+def model_card_figures_cached(model_name: str, side: int):
+    """(per-class accuracy figure or None, confusion matrix figure or None) from the model's manifest metrics,
+    drawn for the current display mode."""
+    return tuple(for_screen(figure) for figure in _model_card_figures(model_name, side))

@@ -37,6 +37,8 @@ import psutil
 from PIL import Image
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
+from _quiet import quiet_logs
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = ROOT / "bench" / "results"
 CHROMIUM_CANDIDATES = ("/usr/lib/chromium/chromium", "/usr/bin/chromium")
@@ -315,6 +317,7 @@ def percentiles(values: list[float]) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    quiet_logs()  # the server logs to its own file; this process prints only its figures
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sessions", type=int, default=8, help=f"browser sessions at once (1-{MAX_SESSIONS})")
     parser.add_argument("--minutes", type=float, default=2.0, help=f"how long they run (at most {MAX_MINUTES})")

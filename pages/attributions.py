@@ -1,25 +1,18 @@
 """Attributions: which pixels, and which channel groups, the class score rests on; both models side by side."""
 
-import time
-
-import numpy as np
 import streamlit as st
-import torch
 
 import ui
-from shufflenet_viz.attributions import (DEFAULT_OPTIONS, METHODS, Attribution, Cancelled, GroupAttribution,
-                                         attribute, attribute_groups, black_baseline, occlusion_windows,
-                                         to_npy_bytes)
-from shufflenet_viz.figures.attributions import attribution_figure, attribution_png, group_bar_figure
-from shufflenet_viz.preprocess import preprocess_image, what_model_sees
+import ui_explain
+from shufflenet_viz.attributions import (DEFAULT_OPTIONS, METHODS, Attribution, GroupAttribution, attribute,
+                                         attribute_groups, black_baseline, describe_groups, describe_occlusion,
+                                         occlusion_defaults, occlusion_windows, to_npy_bytes)
 from shufflenet_viz.weights import LoadedModel
 
 ui.ensure_shell()
 
-# A computation that runs longer than this stops with a message (should_stop), so that a session cannot
-# hold a core for minutes; changing any widget stops it earlier (Streamlit raises at the next progress update).
-TIME_LIMIT_S = 120
 GROUP_STEPS = 50
+AUTO_GROUP_PIXELS = 64 * 64  # inputs up to this size open with IG and get the per-group attribution unasked
 CONVERGED_DELTA = 0.01  # a convergence delta above this share of the score difference gets advice
 BASELINES = {"black": "black image", "mean": "mean colour (zero after normalisation)"}
 METHOD_NOTES = {
@@ -34,52 +27,6 @@ METHOD_NOTES = {
     "occlusion": "Covers the picture with a window (black or the mean colour) at each position and records "
                  "how much the class score drops: slow but model-agnostic.",
 }
-
-
-# Bounded: 16 entries (8 pictures x 2 models) of one (1, 3, S, S) float tensor each.
-@st.cache_resource(max_entries=16, show_spinner=False)
-def model_input(model_name: str, image_sha256: str, _image) -> torch.Tensor:
-    """The picture as the model receives it."""
-    return preprocess_image(_image, ui.loaded_models()[model_name].preprocessing)
-
-
-# Bounded: 16 entries of one S x S x 3 uint8 picture (12 KB at 64x64).
-@st.cache_data(max_entries=16, show_spinner=False)
-def seen_pixels(model_name: str, image_sha256: str, _image) -> np.ndarray:
-    """What the model sees, before normalisation (the backdrop of every overlay)."""
-    return what_model_sees(_image, ui.loaded_models()[model_name].preprocessing)
-
-
-# Bounded: 48 slots, each holding one finished result (an Attribution is at most 3 x S x S float64: 98 KB at
-# 64x64, 1.2 MB at 224x224). A slot is filled only when its computation finishes; a cancelled one stays empty.
-@st.cache_resource(max_entries=48, show_spinner=False)
-def result_slot(model_name: str, image_sha256: str, kind: str, options: tuple, target: int) -> dict:
-    """The shared place where the result for this model, picture, method, options and target is kept."""
-    return {}
-
-
-def computed(loaded: LoadedModel, kind: str, options: tuple, target: int, run) -> Attribution | GroupAttribution | None:
-    """The cached result, or `run(progress, should_stop)` with a progress bar; None when it was stopped."""
-    slot = result_slot(loaded.name, current.sha256, kind, options, target)
-    if "result" in slot:
-        return slot["result"]
-    label = f"{METHODS.get(kind, 'Per-group attribution')} for {loaded.label}"
-    bar = st.progress(0.0, text=f"{label}...")
-    deadline = time.monotonic() + TIME_LIMIT_S
-    try:
-        result = run(lambda fraction: bar.progress(fraction, text=f"{label}: {fraction:.0%}"),
-                     lambda: time.monotonic() > deadline)
-    except Cancelled:
-        st.warning(f"{label} was stopped after {TIME_LIMIT_S} s. Choose fewer steps or samples (or, for "
-                   f"Occlusion, a larger stride) and it will run again.")
-        return None
-    except ValueError as error:  # settings this model cannot take (e.g. a window larger than its input)
-        st.error(f"{label} cannot run with these settings: {error}. Change them above.")
-        return None
-    finally:
-        bar.empty()
-    slot["result"] = result
-    return result
 
 
 def method_options(method: str) -> dict:
@@ -103,13 +50,16 @@ def method_options(method: str) -> dict:
         return options
     if method == "gradcam":
         units = left.model.unit_names()
+        last = min(m.preprocessing.input_size for m in (left, right)) // 32
         return {"unit": st.selectbox("Unit", units, index=units.index(defaults["unit"]), key="at_cam_unit",
-                                     help="Later units: coarser maps (2x2 in Stage 4) about larger parts.")}
+                                     help=f"Later units: coarser maps ({last}x{last} in Stage 4 at the smaller "
+                                          f"input) about larger parts.")}
     if method == "occlusion":
         size = min(m.preprocessing.input_size for m in (left, right))  # the window must fit both inputs
-        window = st.slider("Window (pixels)", 2, size // 2, min(defaults["window"], size // 2), 2, key="at_occ_window")
-        stride = st.slider("Stride (pixels)", 1, window, min(defaults["stride"], window), 1, key="at_occ_stride")
-        st.caption(f"{occlusion_windows(size, window, stride)} window positions per model.")
+        sized = occlusion_defaults(size)
+        window = st.slider("Window (pixels)", 2, size // 2, min(sized["window"], size // 2), 2, key="at_occ_window")
+        stride = st.slider("Stride (pixels)", 1, window, min(sized["stride"], window), 1, key="at_occ_stride")
+        st.caption(describe_occlusion({m.label: m.preprocessing.input_size for m in (left, right)}, window, stride))
         return {"window": window, "stride": stride,
                 "baseline": st.radio("Window fill", list(BASELINES), format_func=BASELINES.get,
                                      key="at_occ_baseline", horizontal=True)}
@@ -132,10 +82,11 @@ def target_of(loaded: LoadedModel, chosen_class: str | None) -> int:
 
 def show_attribution(loaded: LoadedModel, result: Attribution, side: int) -> None:
     """The overlay, IG's convergence delta and the downloads."""
-    base = seen_pixels(loaded.name, current.sha256, current.image)
+    base = ui_explain.seen_pixels(loaded.name, current.sha256, current.image)
     title = f"{result.label}: {loaded.classes[result.target]}"
-    st.plotly_chart(attribution_figure(base, result.map, result.signed, opacity, title), theme=None,
-                    key=f"at_overlay_{side}")
+    figure, png = ui_explain.overlay(loaded.name, current.sha256, result.method, option_key, result.target, opacity,
+                                     title, result, base)
+    st.plotly_chart(ui.for_screen(figure), theme=None, key=f"at_overlay_{side}")
     if result.convergence_delta is not None:
         st.metric("IG convergence delta", f"{result.convergence_delta:+.2e}",
                   help="sum of attributions - (score of the picture - score of the baseline); 0 is exact.")
@@ -147,7 +98,7 @@ def show_attribution(loaded: LoadedModel, result: Attribution, side: int) -> Non
                     f"the sum converges slowly; raise the steps (e.g. to 1,000)."))
     stem = f"{loaded.name}_{result.method}_{loaded.classes[result.target]}".replace(" ", "_")
     png_column, npy_column = st.columns(2)
-    png_column.download_button("PNG", attribution_png(base, result.map, result.signed, opacity),
+    png_column.download_button("PNG", png,
                                file_name=f"{stem}.png", mime="image/png", key=f"at_png_{side}",
                                help="The overlay as shown, with its colour scale.")
     npy_column.download_button(".npy", to_npy_bytes(result.values), file_name=f"{stem}.npy",
@@ -156,17 +107,12 @@ def show_attribution(loaded: LoadedModel, result: Attribution, side: int) -> Non
     st.caption(f"Computed in {result.seconds:.2f} s.")
 
 
-def show_groups(loaded: LoadedModel, result: GroupAttribution, side: int) -> None:
-    """The per-group bars and which group dominates."""
-    st.plotly_chart(group_bar_figure(result, f"{result.unit} by channel group: {loaded.classes[result.target]}"),
-                    theme=None, key=f"at_groups_{side}")
-    if result.channel_groups.groups > 1:
-        top = int(np.argmax(result.shares))
-        st.caption(f"Group {top + 1} carries {result.shares[top]:.0%} of the attribution's size "
-                   f"(an even split would be {1 / result.channel_groups.groups:.0%}). "
-                   f"Convergence delta {result.convergence_delta:+.1e}.")
-    else:
-        st.caption(f"With g=1 every channel is in one group. Convergence delta {result.convergence_delta:+.1e}.")
+def show_groups(loaded: LoadedModel, result: GroupAttribution, side: int, group_options: tuple) -> None:
+    """The per-group bars and what they say."""
+    title = f"{result.unit} by channel group: {loaded.classes[result.target]}"
+    figure = ui_explain.group_bars(loaded.name, current.sha256, group_options, result.target, title, result)
+    st.plotly_chart(ui.for_screen(figure), theme=None, key=f"at_groups_{side}")
+    st.caption(describe_groups(result))
 
 
 current = ui.require_image()
@@ -177,17 +123,28 @@ st.markdown("Which input pixels raise or lower a class score, by five methods, f
             "method and class. Orange: pixels that speak **for** the class, blue: **against** it; "
             "transparent: no effect.")
 
+# Small inputs open with Integrated Gradients (a fraction of a second per model); at 224x224 its 50 gradient steps
+# take a second or more per model, so the page opens with Saliency (one gradient) and IG is one choice away.
+cheap = max(m.preprocessing.input_size for m in (left, right)) ** 2 <= AUTO_GROUP_PIXELS
 method_column, options_column, target_column = st.columns([2, 3, 3], gap="medium")
-method = method_column.selectbox("Method", list(METHODS), format_func=METHODS.get, key="at_method")
+method = method_column.selectbox("Method", list(METHODS), index=0 if cheap else list(METHODS).index("saliency"),
+                                 format_func=METHODS.get, key="at_method")
 method_column.caption(METHOD_NOTES[method])
+if not cheap and method == "saliency":
+    method_column.caption("At 224x224 the page opens with Saliency; Integrated Gradients, 50 gradient steps per "
+                          "model, is one choice away.")
 with options_column:
     options = method_options(method)
 with target_column:
-    shared = [name for name in left.classes if name in set(right.classes)]
+    right_classes = set(right.classes)
+    shared = [name for name in left.classes if name in right_classes]
     explain = st.radio("Class to explain", ["predicted", "chosen"], key="at_target_kind",
                        format_func={"predicted": "each model's prediction", "chosen": "a class I choose"}.get,
                        disabled=not shared)
-    chosen_class = st.selectbox("Class", shared, key="at_class") if explain == "chosen" and shared else None
+    chosen_class = st.selectbox("Class", shared, key="at_class",
+                                help=f"The {len(shared):,} classes both models know; type part of a name to "
+                                     f"filter the list.") \
+        if explain == "chosen" and shared else None
     if not shared:
         st.caption("The two models share no class, so each explains its own prediction.")
     opacity = st.slider("Opacity of the attribution", 0.0, 1.0, 0.7, 0.05, key="at_opacity")
@@ -200,27 +157,40 @@ for side, (column, loaded) in enumerate(zip(st.columns(2, gap="large"), (left, r
         answer = ui.classify_cached(loaded.name, current.sha256, current.image)
         st.caption(f"Explaining **{loaded.classes[target]}** (probability {answer.probabilities[target]:.0%}; "
                    f"predicted: {answer.predicted_class}).")
-        x = model_input(loaded.name, current.sha256, current.image)
-        result = computed(loaded, method, option_key, target,
-                          lambda progress, should_stop: attribute(
-                              loaded.model, x, method, target, progress=progress, should_stop=should_stop,
-                              **with_baseline(options, loaded)))
+        x = ui_explain.model_input(loaded.name, current.sha256, current.image)
+        evaluations = ""
+        if method == "occlusion" and options["window"] <= loaded.preprocessing.input_size:
+            count = occlusion_windows(loaded.preprocessing.input_size, options["window"], options["stride"]) + 1
+            evaluations = f"of {count:,} model evaluations"
+        result = ui_explain.computed(loaded, current.sha256, method, option_key, target,
+                                     lambda progress, should_stop: attribute(
+                                         loaded.model, x, method, target, progress=progress,
+                                         should_stop=should_stop, **with_baseline(options, loaded)),
+                                     evaluations)
         if result is not None:
             show_attribution(loaded, result, side)
 
 st.header("Which channel groups carry the decision?")
-st.markdown("Layer Integrated Gradients at one unit's output, summed over the channels of each group "
-            f"(black baseline, {GROUP_STEPS} steps). In g=3, does one group dominate?")
+st.markdown(f"Layer Integrated Gradients at one unit's output (black baseline, {GROUP_STEPS} steps), summed over "
+            "positions: one attribution per channel. Channels are grouped by where they came from: the group of "
+            "the 1x1 GConv that computed them (a stride-2 unit's pooled shortcut keeps its earlier group; "
+            "stage2.unit1's pooled stem channels have none). A bar is the sum of its channels' |attribution|, "
+            "so channels for and against the class both count; its label is the share of all channels' sum. "
+            "In g=3, does one group dominate?")
 units = left.model.unit_names()
 group_unit = st.selectbox("Unit", units, index=len(units) - 1, key="at_group_unit")
-for side, (column, loaded) in enumerate(zip(st.columns(2, gap="large"), (left, right))):
-    with column:
-        target = target_of(loaded, chosen_class)
-        x = model_input(loaded.name, current.sha256, current.image)
-        result = computed(loaded, "groups", (("unit", group_unit), ("n_steps", GROUP_STEPS)), target,
-                          lambda progress, should_stop: attribute_groups(
-                              loaded.model, x, group_unit, target, n_steps=GROUP_STEPS,
-                              baseline=black_baseline(loaded.preprocessing), progress=progress,
-                              should_stop=should_stop))
-        if result is not None:
-            show_groups(loaded, result, side)
+# Layer IG costs as much as IG itself: at once for small inputs (CIFAR-10's 64x64: a fraction of a second), on
+# request above that (224x224: about a second per model), so that the page's first answer does not wait for it.
+if st.toggle(f"Compute it for both models ({GROUP_STEPS} steps of Layer IG each)", value=cheap, key="at_groups_on"):
+    for side, (column, loaded) in enumerate(zip(st.columns(2, gap="large"), (left, right))):
+        with column:
+            target = target_of(loaded, chosen_class)
+            x = ui_explain.model_input(loaded.name, current.sha256, current.image)
+            group_options = (("unit", group_unit), ("n_steps", GROUP_STEPS))
+            result = ui_explain.computed(loaded, current.sha256, "groups", group_options, target,
+                                         lambda progress, should_stop: attribute_groups(
+                                             loaded.model, x, group_unit, target, n_steps=GROUP_STEPS,
+                                             baseline=black_baseline(loaded.preprocessing), progress=progress,
+                                             should_stop=should_stop))
+            if result is not None:
+                show_groups(loaded, result, side, group_options)

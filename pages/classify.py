@@ -33,9 +33,26 @@ def model_card(loaded: LoadedModel, side: int) -> None:
                     f"**Classes ({len(loaded.classes)}):** {', '.join(loaded.classes[:ui.CARD_MAX_CLASSES])}{more}  \n"
                     f"**Preprocessing:** {loaded.preprocessing.describe()}")
         accuracy = metrics.get("test_accuracy")
-        st.metric("Test accuracy", f"{accuracy:.2%}" if isinstance(accuracy, (int, float)) else "not recorded")
+        reported_error = metrics.get("top1_error_percent_reported")
+        if isinstance(accuracy, (int, float)):
+            st.metric("Test accuracy", f"{accuracy:.2%}", help="Measured by this project on the test set.")
+        elif isinstance(reported_error, (int, float)):
+            st.metric("Top-1 accuracy (reported)", f"{100 - reported_error:.1f}%",
+                      help="Reported by the publisher on the ImageNet-1k validation set; not measured here "
+                           "(ImageNet is not available to this project).")
+        elif isinstance(metrics.get("top5_error_percent_reported"), (int, float)):
+            st.metric("Top-5 accuracy (reported)", f"{100 - metrics['top5_error_percent_reported']:.1f}%",
+                      help="Reported by the publisher on the ImageNet-1k validation set; not measured here.")
+        else:
+            st.metric("Accuracy", "not measured here")
         if metrics.get("source"):
             st.caption(metrics["source"])
+        provenance = entry.get("provenance")
+        if provenance:
+            st.markdown(f"**Published by:** {provenance.get('homepage', 'not recorded')}  \n"
+                        f"**Licence:** {provenance.get('licence', 'not recorded')}  \n"
+                        f"**Downloaded from:** {provenance.get('fetched_from', 'not recorded')}  \n"
+                        f"**Unit layout:** {loaded.model.config.unit_layout.description}")
         ablation = metrics.get("ablation", {})
         if "accuracy_with_shuffle" in ablation and "accuracy_without_shuffle" in ablation:
             st.markdown(f"**Channel shuffle switched off** ({ablation.get('images', 'test subset')}): "

@@ -46,15 +46,19 @@ DEFAULT_OPTIONS: dict[str, dict] = {
     "smoothgrad": {"base": "saliency", "nt_samples": 16, "stdevs": 0.2, "n_steps": 20, "seed": 0,
                    "internal_batch_size": None},
     "gradcam": {"unit": "stage4.unit4", "relu": True},
-    "occlusion": {"window": 8, "stride": 4, "baseline": None, "windows_per_batch": 32},
+    # window / stride None: `occlusion_defaults` for the input's size (8 / 4 at 64 pixels, 28 / 14 at 224).
+    "occlusion": {"window": None, "stride": None, "baseline": None, "windows_per_batch": 32},
 }
 SMOOTHGRAD_BASES = ("saliency", "integrated_gradients")
 MAX_STEPS = 1000
 # `internal_batch_size=None`: as many path steps (or noisy samples) per batch as make this many input pixels,
-# i.e. 50 steps of a 64x64 input, 4 of a 224x224 one. Larger batches run faster per step on the CPU (IG with
-# 50 steps in one batch costs ~25 forward passes, in batches of 10 ~33); the cap bounds memory, and each
-# batch is one progress report and one chance to cancel.
-BATCH_PIXELS = 50 * 64 * 64
+# at most MAX_BATCH: 50 steps of a 64x64 input, 25 of a 224x224 one. Larger batches run faster per step on the
+# CPU (at 224x224 with the BNs folded, IG with 50 steps costs ~90 forward passes in batches of 4, ~53 in batches
+# of 10, ~42 in batches of 25); the caps bound memory (a batch of 25 at 224x224 grows the process by ~330 MB
+# at its peak for the widest official model, 0.5x g=8; 50 steps of the 1x CIFAR-10 g=3 model at 64x64 by
+# ~80 MB), and each batch is one progress report and one chance to cancel.
+BATCH_PIXELS = 25 * 224 * 224
+MAX_BATCH = 50
 
 Progress = Callable[[float], None]
 ShouldStop = Callable[[], bool]
@@ -94,7 +98,14 @@ class Attribution:
 
 @dataclass(frozen=True)
 class GroupAttribution:
-    """How much each channel group of a unit's output contributes to the target (Layer Integrated Gradients)."""
+    """How much each channel group of a unit's output contributes to the target (Layer Integrated Gradients).
+
+    A channel's attribution is its Layer IG summed over positions; channels are grouped by where they came from
+    (`ChannelGroups.origin`: the group of the 1x1 GConv that computed them; a stride-2 unit's pooled shortcut
+    keeps the group it had, and stage2.unit1's pooled stem channels have none). A group's size is the sum of
+    its channels' |attribution|, so channels that speak for and against the class both count, and its share is
+    that size over the size of all channels, the ungrouped ones included.
+    """
 
     unit: str
     target: int
@@ -103,23 +114,46 @@ class GroupAttribution:
     convergence_delta: float
     seconds: float
 
+    def _mask(self, group: int) -> np.ndarray:
+        return self.channel_groups.origin == group
+
     @property
     def per_group(self) -> np.ndarray:
-        """(g,) summed attribution of each channel group's channels."""
-        current = self.channel_groups.current
-        return np.array([self.per_channel[current == g].sum() for g in range(self.channel_groups.groups)])
+        """(g,) net attribution of each group: its channels' attributions summed with their signs."""
+        return np.array([self.per_channel[self._mask(g)].sum() for g in range(self.channel_groups.groups)])
+
+    @property
+    def magnitude_per_group(self) -> np.ndarray:
+        """(g,) size of each group's attribution: the sum of its channels' |attribution|."""
+        return np.array([np.abs(self.per_channel[self._mask(g)]).sum() for g in range(self.channel_groups.groups)])
 
     @property
     def ungrouped(self) -> float | None:
-        """The summed attribution of the stem's channels on stage2.unit1's shortcut; None where there are none."""
-        mask = self.channel_groups.current == UNGROUPED
+        """Net attribution of the channels of no group (stage2.unit1's pooled stem channels); None if none."""
+        mask = self._mask(UNGROUPED)
         return float(self.per_channel[mask].sum()) if mask.any() else None
 
     @property
+    def ungrouped_magnitude(self) -> float | None:
+        """The sum of |attribution| of the channels of no group; None where there are none."""
+        mask = self._mask(UNGROUPED)
+        return float(np.abs(self.per_channel[mask]).sum()) if mask.any() else None
+
+    @property
+    def total_magnitude(self) -> float:
+        """The sum of |attribution| over every channel of the unit's output."""
+        return float(np.abs(self.per_channel).sum())
+
+    @property
     def shares(self) -> np.ndarray:
-        """Each group's |attribution| as a fraction of all groups' |attribution|."""
-        magnitude = np.abs(self.per_group)
-        return magnitude / max(magnitude.sum(), 1e-12)
+        """(g,) each group's sum of |attribution| as a fraction of all channels' (ungrouped ones included)."""
+        return self.magnitude_per_group / max(self.total_magnitude, 1e-300)
+
+    @property
+    def ungrouped_share(self) -> float | None:
+        """The ungrouped channels' fraction of all channels' sum of |attribution|; None where there are none."""
+        magnitude = self.ungrouped_magnitude
+        return None if magnitude is None else magnitude / max(self.total_magnitude, 1e-300)
 
 
 def black_baseline(spec: Preprocessing) -> torch.Tensor:
@@ -169,19 +203,49 @@ def has_hooks(model: nn.Module) -> bool:
                for m in model.modules())
 
 
+# (conv, batch norm) pairs that follow each other with nothing between, by attribute name on a stem or unit.
+_FOLDABLE = (("conv", "bn"), ("compress_conv", "compress_bn"), ("depthwise_conv", "depthwise_bn"),
+             ("expand_conv", "expand_bn"))
+
+
+@torch.no_grad()
+def _fold_batch_norms(model: nn.Module) -> nn.Module:
+    """Fold every eval-mode batch norm into the convolution before it (in place, on a private copy).
+
+    In eval mode a BN is a fixed per-channel scale and shift, so conv then BN is one conv with scaled weights and
+    a bias: the same function (up to float rounding), without BN's separate forward and backward passes, which
+    cost about a quarter of a gradient step at 224x224. The BN becomes an Identity under the same name, so hooks
+    and Captum's layers address the same modules.
+    """
+    for module in list(model.modules()):
+        for conv_name, bn_name in _FOLDABLE:
+            conv, bn = getattr(module, conv_name, None), getattr(module, bn_name, None)
+            if not isinstance(conv, nn.Conv2d) or not isinstance(bn, nn.BatchNorm2d) or bn.training:
+                continue
+            scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+            bias = bn.bias - bn.running_mean * scale
+            if conv.bias is not None:
+                bias = bias + conv.bias * scale
+            conv.weight = nn.Parameter(conv.weight * scale[:, None, None, None], requires_grad=False)
+            conv.bias = nn.Parameter(bias, requires_grad=False)
+            setattr(module, bn_name, nn.Identity())
+    return model
+
+
 @contextmanager
 def private_copy(model: nn.Module) -> Iterator[nn.Module]:
     """A copy of the shared model (same frozen weights, eval mode) that no other thread uses meanwhile.
 
-    Its weights are stored channels-last: batched passes with gradients (IG steps, SmoothGrad samples, Layer
-    IG) and Occlusion's batches of windows run about 1.5-2.5x faster so on the CPU, and the shared model's
-    own weights must not be touched. Copies are reused; one is only taken back when nothing is attached to it.
+    Its batch norms are folded into the convolutions (`_fold_batch_norms`) and its weights stored channels-last:
+    batched passes with gradients (IG steps, SmoothGrad samples, Layer IG) and Occlusion's batches of windows
+    run about 1.5-2.5x faster so on the CPU, and the shared model's own weights must not be touched. Copies are
+    reused; one is only taken back when nothing is attached to it.
     """
     with _copies_lock:
         idle = _idle_copies.setdefault(model, [])
         copy = idle.pop() if idle else None
     if copy is None:
-        copy = deepcopy(model).to(memory_format=torch.channels_last)
+        copy = _fold_batch_norms(deepcopy(model)).to(memory_format=torch.channels_last)
     try:
         yield copy
     finally:
@@ -217,7 +281,7 @@ def _checked_options(method: str, options: dict) -> dict:
         raise ValueError(f"{METHODS[method]} has no option {', '.join(unknown)} (its options: {names})")
     merged = {**allowed, **options}
     for name in ("n_steps", "nt_samples", "internal_batch_size", "window", "stride", "windows_per_batch"):
-        if name == "internal_batch_size" and merged.get(name) is None:
+        if name in ("internal_batch_size", "window", "stride") and merged.get(name) is None:
             continue
         if name in merged and not (isinstance(merged[name], int) and 1 <= merged[name] <= MAX_STEPS):
             raise ValueError(f"{name} must be a whole number from 1 to {MAX_STEPS}, got {merged[name]!r}")
@@ -265,6 +329,9 @@ def attribute(model: nn.Module, x: torch.Tensor, method: str, target: int | None
     """
     options = _checked_options(method, options)
     target = _checked_target(model, x, target)
+    if method == "occlusion":
+        sized = occlusion_defaults(x.shape[-1])
+        options = {**options, **{name: options[name] or sized[name] for name in ("window", "stride")}}
     x = x.detach()
     started = time.perf_counter()
     run = {"integrated_gradients": _integrated_gradients, "saliency": _saliency, "smoothgrad": _smoothgrad,
@@ -278,7 +345,7 @@ def attribute(model: nn.Module, x: torch.Tensor, method: str, target: int | None
 
 def _batch_size(option: int | None, x: torch.Tensor, count: int) -> int:
     """Examples per internal batch: the option, or what fits BATCH_PIXELS; never more than `count`."""
-    size = option if option is not None else max(1, BATCH_PIXELS // (x.shape[-1] * x.shape[-2]))
+    size = option if option is not None else max(1, min(MAX_BATCH, BATCH_PIXELS // (x.shape[-1] * x.shape[-2])))
     return min(size, count)
 
 
@@ -339,15 +406,27 @@ def _gradcam(model, x, target, options, progress, should_stop):
 
 
 def occlusion_windows(size: int, window: int, stride: int) -> int:
-    """How many window positions Occlusion evaluates on a size x size input."""
+    """How many window positions Occlusion evaluates on a size x size input.
+
+    Per axis Captum places ceil((size - window) / stride) + 1 windows: where the stride does not divide the
+    rest, one more window sits clipped against the far edge, so every pixel is covered.
+    """
     if window > size:
         raise ValueError(f"the occlusion window ({window}) must not be larger than the image ({size})")
-    return ((size - window) // stride + 1) ** 2
+    return (-(-(size - window) // stride) + 1) ** 2
+
+
+def occlusion_defaults(size: int) -> dict[str, int]:
+    """The default window and stride for a size x size input: an eighth of the side (even), half of it as the
+    stride, so the count of windows stays the same at every input size (15 x 15 = 225 at 64 and at 224 pixels)."""
+    window = max(2, 2 * round(size / 16))
+    return {"window": window, "stride": max(1, window // 2)}
 
 
 def _occlusion(model, x, target, options, progress, should_stop):
     window, stride = options["window"], options["stride"]
-    total = occlusion_windows(x.shape[-1], window, stride) + 1  # + the unoccluded image
+    windows = occlusion_windows(x.shape[-1], window, stride)
+    total = windows + 1  # + the unoccluded image
     with private_copy(model) as copy, torch.no_grad():  # Occlusion needs scores only
         meter = _MeteredForward(copy, total, progress, should_stop, channels_last=True)
         attributions = Occlusion(meter).attribute(
@@ -355,7 +434,7 @@ def _occlusion(model, x, target, options, progress, should_stop):
             baselines=_baseline(options["baseline"], x), perturbations_per_eval=options["windows_per_batch"])
     values = _as_numpy(attributions)
     # The window covers all three colour channels, so each channel holds the same score drop.
-    return values, values[0], True, None, {}
+    return values, values[0], True, None, {"windows": windows, "evaluations": meter.done}
 
 
 def attribute_groups(model: nn.Module, x: torch.Tensor, unit: str, target: int | None = None,
@@ -380,3 +459,37 @@ def attribute_groups(model: nn.Module, x: torch.Tensor, unit: str, target: int |
     per_channel = attributions.detach()[0].double().sum(dim=(1, 2)).numpy()
     return GroupAttribution(unit, target, per_channel, channel_groups(model, point_name(unit, "output")),
                             float(delta.sum()), time.perf_counter() - started)
+
+
+def describe_groups(result: GroupAttribution) -> str:
+    """The per-group result in words, every number taken from `result` (the caption under the bars)."""
+    groups = result.channel_groups.groups
+    shares = [f"group {g + 1} {share:.0%}" for g, share in enumerate(result.shares)]
+    nets = [f"group {g + 1} {net:+.3g}" for g, net in enumerate(result.per_group)]
+    if result.ungrouped is not None:
+        count = int((result.channel_groups.origin == UNGROUPED).sum())
+        shares.append(f"the {count} pooled stem channels (no group) {result.ungrouped_share:.0%}")
+        nets.append(f"stem channels {result.ungrouped:+.3g}")
+    grouped_share = 1.0 - (result.ungrouped_share or 0.0)
+    if groups > 1:
+        top = int(np.argmax(result.shares))
+        lead = (f"Group {top + 1} holds {result.shares[top]:.0%} of the sum of |channel attribution| "
+                f"({', '.join(shares)}; an even split over the {groups} groups would give each "
+                f"{grouped_share / groups:.0%}).")
+    else:
+        lead = f"With g=1 the unit's channels form one group: {', '.join(shares)} of the sum of |channel attribution|."
+    return (f"{lead} Net, for minus against the class: {', '.join(nets)}. "
+            f"Convergence delta {result.convergence_delta:+.1e}.")
+
+
+def describe_occlusion(sizes: dict[str, int], window: int, stride: int) -> str:
+    """How many window positions each model's Occlusion evaluates, by name (input side in pixels)."""
+    parts = []
+    for name, size in sizes.items():
+        if window > size:
+            parts.append(f"{name}: the {window}-pixel window does not fit its {size}x{size} input")
+            continue
+        per_axis = -(-(size - window) // stride) + 1
+        parts.append(f"{name}: {per_axis} x {per_axis} = {occlusion_windows(size, window, stride):,} window "
+                     f"positions on {size}x{size}")
+    return "; ".join(parts) + " (plus one pass of the whole picture)."

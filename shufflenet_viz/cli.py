@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -14,6 +15,9 @@ class UsageError(Exception):
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one line, no usage dump, no traceback
         raise UsageError(f"{self.prog}: {message} (see --help)")
+
+    def print_help(self, file=None):  # argparse drops write errors; a closed stdout must reach main()
+        (file or sys.stdout).write(self.format_help())
 
 
 def _train(args) -> int:
@@ -105,14 +109,74 @@ def _predict(args) -> int:
 
 
 def _fetch(args) -> int:
-    from .imagenet import fetch_imagenet
-    from .weights import WeightsError
+    from tqdm import tqdm
+
+    from .imagenet import CATALOGUE, RECOMMENDED, fetch_imagenet, find_checkpoint
+    from .weights import FETCHED_DIR, WeightsError
 
     try:
-        name = fetch_imagenet(args.groups, args.width)
+        if args.all:
+            checkpoints = [CATALOGUE[name] for name in RECOMMENDED]
+        elif args.groups is None:
+            raise UsageError("weights fetch: name a model with --groups (and --width, --source), or use --all")
+        else:
+            checkpoints = [find_checkpoint(args.groups, args.width, args.source)]
     except WeightsError as error:
         raise UsageError(f"weights fetch: {error}") from None
-    print(f"added {name} to weights/manifest.json; restart the app to compare it")
+    for checkpoint in checkpoints:
+        with tqdm(desc=checkpoint.name, unit="B", unit_scale=True, disable=args.quiet) as bar:
+            def progress(done: int, total: int | None) -> None:
+                bar.total = total
+                bar.update(done - bar.n)
+
+            try:
+                name = fetch_imagenet(checkpoint, mirror=args.mirror, progress=progress, timeout=args.timeout)
+            except WeightsError as error:
+                raise UsageError(f"weights fetch: {error}") from None
+        print(f"installed {name} in {FETCHED_DIR} (untracked); the app lists it after a reload")
+    return 0
+
+
+def _list(args) -> int:
+    from .imagenet import CATALOGUE
+    from .weights import load_all
+
+    loaded, problems = load_all()
+    for name, model in loaded.items():
+        print(f"installed  {name:32s} {model.label}")
+    for name, problem in problems.items():
+        print(f"refused    {name:32s} {problem}")
+    for name, checkpoint in CATALOGUE.items():
+        if name not in loaded and name not in problems:
+            print(f"available  {name:32s} {checkpoint.label}: python -m shufflenet_viz weights fetch imagenet "
+                  f"--groups {checkpoint.groups} --width {checkpoint.width:g} --source {checkpoint.source}")
+    return 0
+
+
+def _experiment(args) -> int:
+    from .data import DatasetError
+    from .experiment import DEFAULT_RUNS, ExperimentError, Recipe, run_experiment
+    from .train import command_line
+    from .weights import WEIGHTS_DIR
+
+    recipe = Recipe(width=0.5, size=args.size, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                    train_images=args.train_images, test_images=args.test_images,
+                    curve_images=args.curve_images, threads=args.threads,
+                    data=args.data)
+    runs = DEFAULT_RUNS
+    if args.only:
+        wanted = set(args.only)
+        runs = tuple(run for run in DEFAULT_RUNS if run.name(recipe.width) in wanted)
+        unknown = wanted - {run.name(recipe.width) for run in runs}
+        if unknown:
+            known = ", ".join(run.name(recipe.width) for run in DEFAULT_RUNS)
+            raise UsageError(f"experiment: unknown configuration(s) {sorted(unknown)}; choose from {known}")
+    weights_dir = Path(args.weights_dir) if args.weights_dir else WEIGHTS_DIR
+    try:
+        run_experiment(recipe, runs, weights_dir, Path(args.results) if args.results else None,
+                       command_line(sys.argv[1:] if args.argv is None else args.argv), args.measure_steps)
+    except (DatasetError, ExperimentError) as error:
+        raise UsageError(f"experiment: {error}") from None
     return 0
 
 
@@ -134,6 +198,30 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", required=True, help="weights/NAME.pt")
     train.set_defaults(run=_train, argv=None)
 
+    experiment = commands.add_parser(
+        "experiment", help="train the shuffle ablation set (paper Tables 2 and 3, 0.5x) with one recipe; resumes")
+    experiment.add_argument("--data", required=True,
+                            help="cifar10_jpg.tar.gz, a folder with its layout, or 'torchvision' (downloads)")
+    # The defaults are the shipped set's recipe, so the plain command resumes or reproduces it.
+    experiment.add_argument("--epochs", type=_positive_int, default=3)
+    experiment.add_argument("--size", type=_positive_int, default=32, help="training input size (upsampled)")
+    experiment.add_argument("--batch-size", type=_positive_int, default=128)
+    experiment.add_argument("--lr", type=float, default=0.4, help="peak learning rate at batch 256 (scaled)")
+    experiment.add_argument("--train-images", type=int, default=20_000, help="balanced subset of the training "
+                            "split (0: all 50,000)")
+    experiment.add_argument("--test-images", type=int, default=0, help="balanced subset of the test split "
+                            "(0: all 10,000)")
+    experiment.add_argument("--curve-images", type=int, default=2000, help="test images measured after every "
+                            "epoch for the training curves (the final accuracy uses all test images)")
+    experiment.add_argument("--threads", type=_positive_int, default=1, help="torch threads (1 is fastest on a "
+                            "busy 2-core machine)")
+    experiment.add_argument("--only", nargs="+", metavar="NAME", help="train only these configurations")
+    experiment.add_argument("--measure-steps", type=int, default=0,
+                            help="only time this many batches per configuration and record it in the results")
+    experiment.add_argument("--weights-dir", help="weights folder (default: the app's)")
+    experiment.add_argument("--results", help="results file (default: WEIGHTS/experiments/shuffle_ablation.json)")
+    experiment.set_defaults(run=_experiment, argv=None)
+
     flops = commands.add_parser("flops", help="print multiply-adds and parameters per ShuffleNet unit")
     flops.add_argument("--groups", type=int, default=3, choices=(1, 2, 3, 4, 8))
     flops.add_argument("--width", type=_width, default=1.0)
@@ -144,30 +232,96 @@ def build_parser() -> argparse.ArgumentParser:
 
     predict = commands.add_parser("predict", help="classify image files with a shipped model")
     predict.add_argument("images", nargs="+", metavar="IMAGE")
-    predict.add_argument("--model", default="cifar10_g3", help="a name from weights/manifest.json")
+    predict.add_argument("--model", default="cifar10_g3", help="an installed model (see `weights list`)")
     predict.add_argument("--top", type=_positive_int, default=5)
     predict.add_argument("--json", action="store_true")
     predict.set_defaults(run=_predict)
 
     weights = commands.add_parser("weights", help="manage weights")
     weights_commands = weights.add_subparsers(dest="weights_command", required=True, parser_class=_Parser)
-    fetch = weights_commands.add_parser("fetch", help="download pretrained weights (needs the internet)")
+    fetch = weights_commands.add_parser(
+        "fetch", help="download published ImageNet weights (the only command that downloads anything)",
+        description="Download, verify (sha256/sha1), convert and install published ImageNet ShuffleNet v1 "
+                    "weights into an untracked folder: the official 0.5x g=3/g=8 or osmr's g=1/g=3 models.")
     fetch.add_argument("dataset", choices=("imagenet",))
-    fetch.add_argument("--groups", type=int, required=True, choices=(1, 3))
-    fetch.add_argument("--width", type=float, default=1.0, choices=(1.0, 0.5, 0.25))
+    fetch.add_argument("--groups", type=int, choices=(1, 3, 8))
+    fetch.add_argument("--width", type=float, default=0.5, choices=(1.0, 0.5, 0.25))
+    fetch.add_argument("--source", choices=("official", "osmr"),
+                       help="whose checkpoint (default: the official one where it exists, else osmr's)")
+    fetch.add_argument("--all", action="store_true",
+                       help="the models the app offers: official 0.5x g=3 and g=8, osmr 0.25x g=3")
+    fetch.add_argument("--mirror", default=os.environ.get("SHUFFLENET_LENS_MIRROR"), metavar="DIR_OR_URL",
+                       help="a folder or http(s) URL holding the published files, tried first "
+                            "(default: $SHUFFLENET_LENS_MIRROR)")
+    fetch.add_argument("--timeout", type=float, default=30.0, help="seconds without data before giving up")
+    fetch.add_argument("--quiet", action="store_true", help="no progress bar")
     fetch.set_defaults(run=_fetch)
+    listing = weights_commands.add_parser("list", help="installed, refused and fetchable models")
+    listing.set_defaults(run=_list)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+# Exit statuses a shell reports for a program that a signal ended (128 + the signal's number), used when the
+# program stops on its own after catching that situation.
+EXIT_INTERRUPTED = 130  # Ctrl-C (SIGINT)
+EXIT_BROKEN_PIPE = 141  # the reader of stdout went away (SIGPIPE), e.g. `... | head -3`
+
+
+def _say(message: str) -> None:
+    """One line on stderr, unless stderr itself is gone (then there is no one left to tell)."""
     try:
-        args = build_parser().parse_args(argv)
-        if argv is not None:
-            args.argv = argv
-        return args.run(args)
+        print(message, file=sys.stderr, flush=True)
+    except OSError:
+        pass
+
+
+def _discard_stream(stream) -> None:
+    """Point this stream's file descriptor at the null device, so that what is still buffered in it (flushed
+    when Python exits) goes nowhere instead of raising BrokenPipeError again at exit."""
+    try:
+        descriptor = stream.fileno()
+    except (AttributeError, OSError, ValueError):  # not a real file (e.g. captured by a test): nothing to flush
+        return
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, descriptor)
+    finally:
+        os.close(null)
+
+
+def _after_broken_pipe() -> int:
+    _discard_stream(sys.stdout)
+    try:
+        sys.stderr.flush()
+    except OSError:  # stderr went to the same closed pipe (`2>&1 | head`)
+        _discard_stream(sys.stderr)
+    return EXIT_BROKEN_PIPE
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command and return its exit status: 0 done, 2 bad input (one line on stderr), 130 Ctrl-C and
+    141 when the reader of stdout closed it early, as a shell reports for a program that SIGINT or SIGPIPE
+    ended; those two end quietly, without a traceback."""
+    try:
+        try:
+            args = build_parser().parse_args(argv)
+            if argv is not None:
+                args.argv = argv
+            status = args.run(args)
+        except SystemExit as done:  # --help and friends: argparse has printed, and exits
+            status = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+        # Flushed here, not at exit: output that fits the buffer meets a closed pipe only when it is written.
+        sys.stdout.flush()
+        return status
     except UsageError as error:
-        print(error, file=sys.stderr)
+        _say(str(error))
         return 2
+    except BrokenPipeError:
+        return _after_broken_pipe()
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+        _say("interrupted")
+        try:
+            sys.stdout.flush()
+        except OSError:  # Ctrl-C reaches the whole pipeline, so the reader may be gone already
+            _discard_stream(sys.stdout)
+        return EXIT_INTERRUPTED

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
-from .model import PAPER_MFLOPS, ShuffleNetV1, ShuffleUnit, build_model
+from .model import PAPER_MFLOPS, ShuffleNetConfig, ShuffleNetV1, ShuffleUnit
 
 Shape = tuple[int, int, int]  # (C, H, W) of one image
 
@@ -167,10 +167,12 @@ def _stem_cost(model: ShuffleNetV1, shape: Shape) -> UnitCost:
 
 def _unit_cost(name: str, unit: ShuffleUnit, shape: Shape) -> UnitCost:
     compress = _conv("compress_conv", unit.compress_conv, shape)
-    shuffle = OpCost("shuffle", f"{unit.shuffle.groups} groups" + ("" if unit.shuffle.enabled else ", off"),
-                     compress.output_shape)
     depthwise = _conv("depthwise_conv", unit.depthwise_conv, compress.output_shape)
+    shuffled_after_depthwise = unit.layout.shuffle_after == "depthwise"
+    shuffle = OpCost("shuffle", f"{unit.shuffle.groups} groups" + ("" if unit.shuffle.enabled else ", off"),
+                     depthwise.output_shape if shuffled_after_depthwise else compress.output_shape)
     expand = _conv("expand_conv", unit.expand_conv, depthwise.output_shape)
+    branch_ops = (compress, depthwise, shuffle) if shuffled_after_depthwise else (compress, shuffle, depthwise)
     if unit.stride == 2:
         shortcut = _pool("shortcut", unit.shortcut, shape)
         shortcut = OpCost("shortcut", "3x3 average pool, stride 2, concatenated", shortcut.output_shape,
@@ -186,7 +188,7 @@ def _unit_cost(name: str, unit: ShuffleUnit, shape: Shape) -> UnitCost:
                        + _elements(expand.output_shape) + merge_ops + _elements(output))
     elementwise = OpCost("elementwise", f"3 BN, 2 ReLU, {merge}", output, other_ops=elementwise_ops,
                          params=_bn_params(unit.compress_bn, unit.depthwise_bn, unit.expand_bn))
-    return UnitCost(name, shape, output, (compress, shuffle, depthwise, expand, shortcut, elementwise))
+    return UnitCost(name, shape, output, (*branch_ops, expand, shortcut, elementwise))
 
 
 def _classifier_cost(model: ShuffleNetV1, shape: Shape) -> UnitCost:
@@ -214,11 +216,24 @@ def model_report(model: ShuffleNetV1, size: int = 224) -> FlopReport:
     return FlopReport(config.groups, config.width, size, config.num_classes, tuple(units))
 
 
-def flop_report(groups: int = 3, width: float = 1.0, size: int = 224, num_classes: int = 1000) -> FlopReport:
-    """Cost of ShuffleNet v1 with `groups` and `width` on a size x size image, per unit and per op."""
-    with torch.device("meta"):  # the structure is all we need: no memory, no initialisation time
-        model = build_model(groups, width, num_classes)
+def flop_report(groups: int = 3, width: float = 1.0, size: int = 224, num_classes: int = 1000,
+                layout: str = "paper") -> FlopReport:
+    """Cost of ShuffleNet v1 with `groups` and `width` on a size x size image, per unit and per op.
+
+    The layout changes only the order of the ops and the classifier's bias: the multiply-adds are the same.
+    """
+    config = ShuffleNetConfig(groups=groups, width=width, num_classes=num_classes, layout=layout)
+    with torch.device("meta"):  # the structure is all we need: no memory
+        model = _Skeleton(config)
     return model_report(model, size)
+
+
+class _Skeleton(ShuffleNetV1):
+    """The network's modules without the weight initialisation, which a cost report never reads (on the meta
+    device torch runs each init through its slow reference path: ~0.2 s a model)."""
+
+    def _init_weights(self) -> None:
+        pass
 
 
 @contextmanager
@@ -235,25 +250,101 @@ def _capture_unit_inputs(model: ShuffleNetV1):
             handle.remove()
 
 
-def time_units(model: ShuffleNetV1, size: int = 224, repeats: int = 5) -> dict[str, float]:
-    """Measured CPU seconds per unit (median of `repeats`) for one size x size image, in forward order."""
+def _unit_calls(model: ShuffleNetV1, size: int) -> tuple[list[tuple[str, object, torch.Tensor]], torch.Tensor]:
+    """(name, callable, its input) for the stem, every unit and the classifier head, inputs recorded from one
+    forward pass of a random size x size image; and that image."""
     x = torch.randn(1, 3, size, size)
     with torch.inference_mode():
         with _capture_unit_inputs(model) as inputs:
             features = model.forward_features(x)
-        head = lambda f: model.classifier(model.pool(f).flatten(1))  # noqa: E731 - the classifier row
-        modules = {"stem": model.stem, **dict(zip(model.unit_names(), model.units()))}
-        calls = [(name, modules[name], inputs[name]) for name in modules] + [("classifier", head, features)]
-        seconds = {}
-        for name, module, unit_input in calls:
-            module(unit_input)  # warm-up: first calls pay for allocation
-            samples = []
-            for _ in range(repeats):
-                started = time.perf_counter()
-                module(unit_input)
-                samples.append(time.perf_counter() - started)
-            seconds[name] = sorted(samples)[len(samples) // 2]
-    return seconds
+    head = lambda f: model.classifier(model.pool(f).flatten(1))  # noqa: E731 - the classifier row
+    modules = {"stem": model.stem, **dict(zip(model.unit_names(), model.units()))}
+    return [(name, modules[name], inputs[name]) for name in modules] + [("classifier", head, features)], x
+
+
+def _seconds(call, argument, repeats: int) -> list[float]:
+    call(argument)  # warm-up: first calls pay for allocation
+    samples = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        call(argument)
+        samples.append(time.perf_counter() - started)
+    return sorted(samples)
+
+
+def _median_seconds(call, argument, repeats: int) -> float:
+    samples = _seconds(call, argument, repeats)
+    return samples[len(samples) // 2]
+
+
+def _small_input(name: str, unit_input: torch.Tensor) -> torch.Tensor:
+    """The same channels on a tiny grid: 2x2 for units and the head, 8x8 for the stem (it outputs 2x2)."""
+    side = 8 if name == "stem" else (1 if name == "classifier" else 2)
+    return torch.randn(1, unit_input.shape[1], side, side)
+
+
+def time_units(model: ShuffleNetV1, size: int = 224, repeats: int = 5) -> dict[str, float]:
+    """Measured CPU seconds per unit (median of `repeats`) for one size x size image, each unit timed alone on
+    its own input, in forward order."""
+    calls, _ = _unit_calls(model, size)
+    with torch.inference_mode():
+        return {name: _median_seconds(module, unit_input, repeats) for name, module, unit_input in calls}
+
+
+@dataclass(frozen=True)
+class NetworkTiming:
+    """Measured CPU time of one architecture on one size x size image (medians of `repeats` runs)."""
+
+    size: int
+    repeats: int
+    forward: float  # one whole forward pass
+    units: dict[str, float] = field(default_factory=dict)  # each unit (stem, 16 units, classifier) timed alone
+    # The same parts on a 2x2 grid, fastest of the repeats (a floor: other work on the CPU only adds to it).
+    small_units: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def units_total(self) -> float:
+        """The units' times added up (each timed alone)."""
+        return sum(self.units.values())
+
+    @property
+    def fixed_share(self) -> float:
+        """The units' time on a 2x2 grid over their time on the real input: the part that does not grow with
+        the work (per-call overhead: dispatching a dozen small ops per unit)."""
+        return sum(self.small_units.values()) / max(self.units_total, 1e-12)
+
+
+def time_network(model: ShuffleNetV1, size: int = 224, repeats: int = 3) -> NetworkTiming:
+    """A real whole forward pass, every unit timed alone, and every unit on a 2x2 grid (see `NetworkTiming`)."""
+    calls, x = _unit_calls(model, size)
+    with torch.inference_mode():
+        forward = _median_seconds(model, x, repeats)
+        units = {name: _median_seconds(module, unit_input, repeats) for name, module, unit_input in calls}
+        small = {name: _seconds(module, _small_input(name, unit_input), repeats)[0]
+                 for name, module, unit_input in calls}
+    return NetworkTiming(size, repeats, forward, units, small)
+
+
+def describe_timing(report: FlopReport, timing: NetworkTiming) -> str:
+    """What the measured times say, every number computed from `timing` and `report` (the page's caption)."""
+    units = [u for u in report.units if u.name.startswith("stage") and u.name in timing.units]
+    lead = (f"A whole forward pass took {timing.forward * 1000:.1f} ms (median of {timing.repeats}); the "
+            f"{len(timing.units)} parts timed one at a time add up to {timing.units_total * 1000:.1f} ms "
+            f"({timing.units_total / timing.forward:.0%} of it), and the time shares below are of that sum.")
+    if not units:
+        return lead
+    time_shares = [timing.units[u.name] / timing.units_total for u in units]
+    mac_shares = [u.macs / report.total_macs for u in units]
+    if timing.fixed_share >= 0.5:
+        return (f"{lead} At this size most of the time does not grow with the work: the same parts on a 2x2 "
+                f"grid (fastest of {timing.repeats}) take {timing.fixed_share:.0%} of it. So the units' time shares "
+                f"stay between {min(time_shares):.1%} and {max(time_shares):.1%} while their multiply-adds range from "
+                f"{min(mac_shares):.1%} to {max(mac_shares):.1%}.")
+    per_mac = {u.name: timing.units[u.name] / max(u.macs, 1) * 1e9 for u in units}
+    slow, fast = max(per_mac, key=per_mac.get), min(per_mac, key=per_mac.get)
+    return (f"{lead} The same parts on a 2x2 grid (fastest of {timing.repeats}) take {timing.fixed_share:.0%} of "
+            f"that time, so most of it grows with the work; still, a multiply-add costs {per_mac[slow]:.2f} ns "
+            f"in {slow} and {per_mac[fast]:.2f} ns in {fast}, which is where the two bars of a unit part.")
 
 
 def format_table(report: FlopReport) -> str:

@@ -9,7 +9,6 @@ No activation module is reused and no op is in place: a hook on any module sees 
 
 from __future__ import annotations
 
-from copy import deepcopy
 from dataclasses import dataclass, replace
 
 import torch
@@ -31,7 +30,36 @@ STAGE_OUT_CHANNELS: dict[int, tuple[int, int, int]] = {
 PAPER_MFLOPS: dict[int, int] = {1: 143, 2: 140, 3: 137, 4: 133, 8: 137}
 WIDTHS: tuple[float, ...] = (0.25, 0.5, 1.0, 1.5, 2.0)
 GROUPS: tuple[int, ...] = tuple(STAGE_OUT_CHANNELS)
-BOTTLENECK_RATIO = 4  # bottleneck channels = unit output channels / 4
+BOTTLENECK_RATIO = 4  # bottleneck channels = unit output channels / 4, in stride-2 units too (both layouts)
+
+
+@dataclass(frozen=True)
+class UnitLayout:
+    """How a unit's parts are arranged; the network, its module names and its cost are the same in every layout.
+
+    Two layouts exist in published code. Both are the paper's unit; they differ where the equivalence of the
+    depthwise convolution with any channel permutation leaves room: the depthwise conv treats every channel
+    alone, so shuffling before it or after it connects the same groups of the next 1x1 GConv.
+    """
+
+    name: str
+    shuffle_after: str  # "compress" (before the depthwise conv, as drawn in the paper) or "depthwise"
+    inverse_shuffle: bool  # True: the (C/g, g) reshape, the inverse of the paper's (g, C/g) index map
+    shortcut_first: bool  # stride-2 output is cat(pooled shortcut, branch) rather than cat(branch, shortcut)
+    classifier_bias: bool
+    description: str
+
+
+LAYOUTS: dict[str, UnitLayout] = {
+    # The paper's Figure 2, also osmr/imgclsmob (pytorchcv) and this project's CIFAR-10 models.
+    "paper": UnitLayout("paper", "compress", False, False, True,
+                        "shuffle after the first 1x1 GConv, (g, C/g) index map, stride-2 output = "
+                        "concat(branch, shortcut)"),
+    # megvii-model/ShuffleNet-Series (ShuffleNetV1/blocks.py), the official pretrained checkpoints.
+    "official": UnitLayout("official", "depthwise", True, True, False,
+                           "shuffle after the 3x3 depthwise conv, (C/g, g) index map (the inverse of the paper's), "
+                           "stride-2 output = concat(shortcut, branch), classifier without bias"),
+}
 
 
 def _round_to_multiple(value: int, divisor: int) -> int:
@@ -47,8 +75,11 @@ class ShuffleNetConfig:
     width: float = 1.0
     num_classes: int = 1000
     shuffle: bool = True
+    layout: str = "paper"
 
     def __post_init__(self) -> None:
+        if self.layout not in LAYOUTS:
+            raise ValueError(f"layout must be one of {list(LAYOUTS)}, got {self.layout!r}")
         if self.groups not in STAGE_OUT_CHANNELS:
             raise ValueError(f"groups must be one of {list(GROUPS)}, got {self.groups}")
         if not (isinstance(self.width, (int, float)) and 0 < self.width <= 4):
@@ -69,8 +100,12 @@ class ShuffleNetConfig:
         return tuple(_round_to_multiple(int(c * self.width), multiple) for c in STAGE_OUT_CHANNELS[self.groups])
 
     @property
+    def unit_layout(self) -> UnitLayout:
+        return LAYOUTS[self.layout]
+
+    @property
     def name(self) -> str:
-        suffix = "" if self.shuffle else "-noshuffle"
+        suffix = ("" if self.layout == "paper" else f"-{self.layout}") + ("" if self.shuffle else "-noshuffle")
         return f"shufflenet_v1_g{self.groups}_w{self.width:g}{suffix}"
 
 
@@ -82,12 +117,16 @@ def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
     return x.reshape(n, groups, c // groups, h, w).transpose(1, 2).reshape(n, c, h, w)
 
 
-def shuffle_permutation(channels: int, groups: int) -> torch.Tensor:
-    """Index map of the shuffle: output channel i is input channel `perm[i]`."""
+def shuffle_permutation(channels: int, groups: int, inverse: bool = False) -> torch.Tensor:
+    """Index map of the shuffle: output channel i is input channel `perm[i]`.
+
+    `inverse=True` gives the official code's map (reshape to (C/g, g)), which undoes the paper's.
+    """
     if groups < 1 or channels % groups:
         raise ValueError(f"channel shuffle needs C divisible by g, got C={channels} and g={groups}")
-    # (g, C/g) grid of input indices, read column by column.
-    return torch.arange(channels).reshape(groups, channels // groups).t().reshape(-1)
+    rows = channels // groups if inverse else groups
+    # (rows, C/rows) grid of input indices, read column by column.
+    return torch.arange(channels).reshape(rows, channels // rows).t().reshape(-1)
 
 
 def inverse_permutation(perm: torch.Tensor) -> torch.Tensor:
@@ -98,28 +137,43 @@ def inverse_permutation(perm: torch.Tensor) -> torch.Tensor:
 
 
 class ChannelShuffle(nn.Module):
-    """Channel shuffle as a module, so hooks see it; `enabled=False` is the paper's Table 3 ablation."""
+    """Channel shuffle as a module, so hooks see it; `enabled=False` is the paper's Table 3 ablation.
 
-    def __init__(self, groups: int, enabled: bool = True):
+    `inverse=True` is the official code's shuffle, the reshape to (C/g, g): the inverse permutation, which
+    spreads every group over all groups just the same.
+    """
+
+    def __init__(self, groups: int, enabled: bool = True, inverse: bool = False):
         super().__init__()
         self.groups = groups
         self.enabled = enabled
+        self.inverse = inverse
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # (N, C, H, W) -> (N, g, C/g, H, W) -> (N, C/g, g, H, W) -> (N, C, H, W)
         if not self.enabled or self.groups == 1:
             return x
+        if self.inverse:
+            n, c, h, w = x.shape
+            # (N, C, H, W) -> (N, C/g, g, H, W) -> (N, g, C/g, H, W) -> (N, C, H, W)
+            return x.reshape(n, c // self.groups, self.groups, h, w).transpose(1, 2).reshape(n, c, h, w)
+        # (N, C, H, W) -> (N, g, C/g, H, W) -> (N, C/g, g, H, W) -> (N, C, H, W)
         return channel_shuffle(x, self.groups)
 
+    def permutation(self, channels: int) -> torch.Tensor:
+        """What this module does to `channels` channels: output channel i is input channel perm[i]."""
+        if not self.enabled or self.groups == 1:
+            return torch.arange(channels)
+        return shuffle_permutation(channels, self.groups, self.inverse)
+
     def extra_repr(self) -> str:
-        return f"groups={self.groups}, enabled={self.enabled}"
+        return f"groups={self.groups}, enabled={self.enabled}, inverse={self.inverse}"
 
 
 class ShuffleUnit(nn.Module):
     """One ShuffleNet unit (Fig. 2b for stride 1, Fig. 2c for stride 2)."""
 
     def __init__(self, in_channels: int, out_channels: int, groups: int, stride: int,
-                 group_first_conv: bool = True, shuffle: bool = True):
+                 group_first_conv: bool = True, shuffle: bool = True, layout: UnitLayout = LAYOUTS["paper"]):
         super().__init__()
         if stride not in (1, 2):
             raise ValueError(f"stride must be 1 or 2, got {stride}")
@@ -127,15 +181,21 @@ class ShuffleUnit(nn.Module):
             raise ValueError("a stride-1 unit adds the identity, so it needs in_channels == out_channels")
         self.stride = stride
         self.groups = groups
+        self.layout = layout
+        # Both published layouts take the bottleneck from the unit's output channels, stride-2 units included
+        # (checkpoint shapes: osmr 0.25x g=3 stage 2 unit 1 has 15 = 60/4, megvii 0.5x g=3 has 30 = 120/4).
         mid_channels = out_channels // BOTTLENECK_RATIO
         # The stride-2 unit concatenates the pooled input, so its branch only makes the remaining channels.
         branch_channels = out_channels - in_channels if stride == 2 else out_channels
         first_groups = groups if group_first_conv else 1
+        self.mid_channels = mid_channels
+        self.branch_channels = branch_channels
+        self.shortcut_channels = in_channels if stride == 2 else 0
 
         self.compress_conv = nn.Conv2d(in_channels, mid_channels, 1, groups=first_groups, bias=False)
         self.compress_bn = nn.BatchNorm2d(mid_channels)
         self.compress_relu = nn.ReLU()
-        self.shuffle = ChannelShuffle(groups, enabled=shuffle)
+        self.shuffle = ChannelShuffle(groups, enabled=shuffle, inverse=layout.inverse_shuffle)
         self.depthwise_conv = nn.Conv2d(mid_channels, mid_channels, 3, stride=stride, padding=1,
                                         groups=mid_channels, bias=False)
         self.depthwise_bn = nn.BatchNorm2d(mid_channels)  # no ReLU after the depthwise conv (paper, Sec. 3.2)
@@ -144,13 +204,36 @@ class ShuffleUnit(nn.Module):
         self.shortcut = nn.AvgPool2d(3, stride=2, padding=1) if stride == 2 else nn.Identity()
         self.out_relu = nn.ReLU()
 
+    def part_order(self) -> tuple[str, ...]:
+        """The branch's submodule names in forward order; the shuffle sits where this unit's layout puts it."""
+        before = ("compress_conv", "compress_bn", "compress_relu")
+        depthwise = ("depthwise_conv", "depthwise_bn")
+        middle = ("shuffle", *depthwise) if self.layout.shuffle_after == "compress" else (*depthwise, "shuffle")
+        return (*before, *middle, "expand_conv", "expand_bn")
+
+    def branch_slice(self) -> slice:
+        """Where the branch's channels sit in the unit's output."""
+        if self.stride == 2 and self.layout.shortcut_first:
+            return slice(self.shortcut_channels, self.shortcut_channels + self.branch_channels)
+        return slice(0, self.branch_channels)
+
+    def shortcut_slice(self) -> slice | None:
+        """Where the pooled shortcut's channels sit in a stride-2 unit's output (None in a stride-1 unit)."""
+        if self.stride == 1:
+            return None
+        if self.layout.shortcut_first:
+            return slice(0, self.shortcut_channels)
+        return slice(self.branch_channels, self.branch_channels + self.shortcut_channels)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        branch = self.compress_relu(self.compress_bn(self.compress_conv(x)))  # (N, C/4, H, W)
-        branch = self.shuffle(branch)
-        branch = self.depthwise_bn(self.depthwise_conv(branch))  # (N, C/4, H/s, W/s)
-        branch = self.expand_bn(self.expand_conv(branch))  # (N, C or C - C_in, H/s, W/s)
+        branch = x  # (N, C_in, H, W) -> (N, C/4, H/s, W/s) -> (N, C or C - C_in, H/s, W/s)
+        for part in self.part_order():
+            branch = getattr(self, part)(branch)
         shortcut = self.shortcut(x)
-        merged = torch.cat((branch, shortcut), dim=1) if self.stride == 2 else branch + shortcut
+        if self.stride == 1:
+            merged = branch + shortcut
+        else:
+            merged = torch.cat((shortcut, branch) if self.layout.shortcut_first else (branch, shortcut), dim=1)
         return self.out_relu(merged)  # (N, C, H/s, W/s)
 
 
@@ -185,11 +268,11 @@ class ShuffleNetV1(nn.Module):
                     stride=2 if unit_index == 0 else 1,
                     # Stage 2's first 1x1 is not grouped: its input (the stem) has too few channels.
                     group_first_conv=not (stage_index == 0 and unit_index == 0),
-                    shuffle=config.shuffle))
+                    shuffle=config.shuffle, layout=config.unit_layout))
                 in_channels = out_channels
             self.add_module(name, units)
         self.pool = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Linear(in_channels, config.num_classes)
+        self.classifier = nn.Linear(in_channels, config.num_classes, bias=config.unit_layout.classifier_bias)
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -201,7 +284,8 @@ class ShuffleNetV1(nn.Module):
                 nn.init.zeros_(module.bias)
             elif isinstance(module, nn.Linear):
                 nn.init.normal_(module.weight, 0, 0.01)
-                nn.init.zeros_(module.bias)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
         # Zero the last BN of each residual branch so every unit starts near the identity (trains faster).
         for unit in self.units():
             if unit.stride == 1:
@@ -227,22 +311,26 @@ class ShuffleNetV1(nn.Module):
         return self.classifier(x)  # (N, classes)
 
 
-def build_model(groups: int = 3, width: float = 1.0, num_classes: int = 1000, shuffle: bool = True) -> ShuffleNetV1:
+def build_model(groups: int = 3, width: float = 1.0, num_classes: int = 1000, shuffle: bool = True,
+                layout: str = "paper") -> ShuffleNetV1:
     """A randomly initialised ShuffleNet v1 with the given architecture."""
-    return ShuffleNetV1(ShuffleNetConfig(groups=groups, width=width, num_classes=num_classes, shuffle=shuffle))
+    return ShuffleNetV1(ShuffleNetConfig(groups=groups, width=width, num_classes=num_classes, shuffle=shuffle,
+                                         layout=layout))
 
 
 def with_shuffle(model: ShuffleNetV1, enabled: bool) -> ShuffleNetV1:
     """A copy of `model` (same weights) whose channel shuffles are switched on or off.
 
-    A copy, never the model itself: a model may be shared between sessions, and the switch must not leak.
+    A copy, never the model itself: a model may be shared between sessions, and the switch must not leak. It is
+    rebuilt from the config and a copy of the tensors rather than deep-copied: another session may be attaching
+    or removing hooks on the shared model at this very moment, and those must neither be copied nor disturb the copy.
     """
-    copy = deepcopy(model)
-    copy.config = replace(model.config, shuffle=enabled)
-    for module in copy.modules():
-        if isinstance(module, ChannelShuffle):
-            module.enabled = enabled
-    return copy
+    with torch.device("meta"):
+        copy = ShuffleNetV1(replace(model.config, shuffle=enabled))
+    copy.load_state_dict({name: tensor.clone() for name, tensor in model.state_dict().items()}, assign=True)
+    for mine, theirs in zip(copy.parameters(), model.parameters()):
+        mine.requires_grad_(theirs.requires_grad)
+    return copy.train(model.training)
 
 
 def count_parameters(model: nn.Module) -> int:

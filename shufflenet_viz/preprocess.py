@@ -2,8 +2,9 @@
 
 An image goes (1) to the model's *native* pixels as uint8 (for CIFAR models: centre square crop, area
 resize to 32x32; for ImageNet models: resize the short side to 256, centre crop 224), then (2) through
-`to_model_input`: upsample to the size the model was trained at, scale to [0, 1], normalise. Training
-feeds its 32x32 CIFAR tensors through the very same step (2), so "what the model sees" is exact.
+`to_model_input`: upsample to the size the model was trained at, put the channels in the order the model
+was trained with, scale to [0, 1] (or keep 0-255), normalise. Training feeds its 32x32 CIFAR tensors through
+the very same step (2), so "what the model sees" is exact.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from torchvision.transforms import v2
 
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
@@ -28,13 +30,19 @@ class Preprocessing:
     kind: str  # "cifar": square crop -> area resize to native_size; "imagenet": resize_to -> centre crop
     native_size: int  # pixels of the uint8 image before upsampling (32 for CIFAR, 224 for ImageNet)
     input_size: int  # side of the tensor the network receives
-    mean: tuple[float, float, float]
+    mean: tuple[float, float, float]  # in the units of max_value, in the model's channel order
     std: tuple[float, float, float]
     resize_to: int = 0  # ImageNet only: short side before the centre crop
+    channel_order: str = "RGB"  # "BGR" for models trained on OpenCV-decoded images
+    max_value: float = 1.0  # 1.0: pixels scaled to [0, 1]; 255.0: raw 0-255 values
 
     def __post_init__(self) -> None:
         if self.kind not in ("cifar", "imagenet"):
             raise ValueError(f"unknown preprocessing kind {self.kind!r}")
+        if self.channel_order not in ("RGB", "BGR"):
+            raise ValueError(f"channel_order must be 'RGB' or 'BGR', got {self.channel_order!r}")
+        if self.max_value not in (1.0, 255.0):
+            raise ValueError(f"max_value must be 1.0 or 255.0, got {self.max_value!r}")
 
     @classmethod
     def cifar(cls, input_size: int) -> "Preprocessing":
@@ -42,13 +50,21 @@ class Preprocessing:
 
     @classmethod
     def imagenet(cls) -> "Preprocessing":
+        """torchvision's (and osmr's) ImageNet evaluation: RGB in [0, 1], normalised with the ImageNet mean/std."""
         return cls("imagenet", 224, 224, IMAGENET_MEAN, IMAGENET_STD, resize_to=256)
+
+    @classmethod
+    def imagenet_bgr_255(cls) -> "Preprocessing":
+        """The official ShuffleNet code's evaluation: BGR, raw 0-255 values, no normalisation."""
+        return cls("imagenet", 224, 224, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0), resize_to=256, channel_order="BGR",
+                   max_value=255.0)
 
     @classmethod
     def from_dict(cls, data: dict) -> "Preprocessing":
         return cls(kind=data["kind"], native_size=int(data["native_size"]), input_size=int(data["input_size"]),
                    mean=tuple(float(v) for v in data["mean"]), std=tuple(float(v) for v in data["std"]),
-                   resize_to=int(data.get("resize_to", 0)))
+                   resize_to=int(data.get("resize_to", 0)), channel_order=str(data.get("channel_order", "RGB")),
+                   max_value=float(data.get("max_value", 1.0)))
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -60,10 +76,17 @@ class Preprocessing:
         if self.kind == "cifar":
             upsample = f" -> bilinear upsample to {self.input_size}x{self.input_size}" \
                 if self.input_size != self.native_size else ""
-            return f"centre square crop -> area resize to {self.native_size}x{self.native_size}{upsample} -> " \
-                   f"scale to [0, 1] -> normalise with mean and std"
-        return f"resize short side to {self.resize_to} -> centre crop {self.native_size} -> " \
-               f"scale to [0, 1] -> normalise with mean and std"
+            geometry = f"centre square crop -> area resize to {self.native_size}x{self.native_size}{upsample}"
+        else:
+            geometry = f"resize short side to {self.resize_to} (bilinear) -> centre crop {self.native_size}"
+        order = " -> channels in BGR order" if self.channel_order == "BGR" else ""
+        if self.max_value == 255.0:
+            values = "values kept in 0-255"
+        else:
+            values = "scale to [0, 1]"
+        normalise = "" if self.mean == (0.0, 0.0, 0.0) and self.std == (1.0, 1.0, 1.0) \
+            else " -> normalise with mean and std"
+        return f"{geometry}{order} -> {values}{normalise or ', no normalisation'}"
 
 
 def to_native_pixels(image: Image.Image, spec: Preprocessing) -> torch.Tensor:
@@ -75,12 +98,14 @@ def to_native_pixels(image: Image.Image, spec: Preprocessing) -> torch.Tensor:
         image = image.crop((left, top, left + side, top + side))
         image = image.resize((spec.native_size, spec.native_size), Image.Resampling.BOX)
     else:
-        scale = spec.resize_to / min(image.size)
-        image = image.resize((max(spec.native_size, round(image.width * scale)),
-                              max(spec.native_size, round(image.height * scale))), Image.Resampling.BILINEAR)
-        left, top = (image.width - spec.native_size) // 2, (image.height - spec.native_size) // 2
-        image = image.crop((left, top, left + spec.native_size, top + spec.native_size))
+        image = _imagenet_geometry(spec)(image)
     return torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1)
+
+
+def _imagenet_geometry(spec: Preprocessing) -> v2.Compose:
+    # torchvision's own evaluation geometry: short side to resize_to, then the centre crop.
+    return v2.Compose([v2.Resize(spec.resize_to, interpolation=v2.InterpolationMode.BILINEAR, antialias=True),
+                       v2.CenterCrop(spec.native_size)])
 
 
 def upsample_pixels(pixels: torch.Tensor, spec: Preprocessing) -> torch.Tensor:
@@ -92,8 +117,12 @@ def upsample_pixels(pixels: torch.Tensor, spec: Preprocessing) -> torch.Tensor:
 
 
 def to_model_input(pixels: torch.Tensor, spec: Preprocessing) -> torch.Tensor:
-    """(N, 3, native, native) uint8 -> the normalised (N, 3, S, S) float tensor the network receives."""
+    """(N, 3, native, native) uint8 RGB -> the normalised (N, 3, S, S) float tensor the network receives."""
     x = upsample_pixels(pixels, spec)
+    if spec.channel_order == "BGR":
+        x = x.flip(1)
+    if spec.max_value != 1.0:
+        x = x * spec.max_value
     mean = torch.tensor(spec.mean, device=x.device).view(1, 3, 1, 1)
     std = torch.tensor(spec.std, device=x.device).view(1, 3, 1, 1)
     return (x - mean) / std

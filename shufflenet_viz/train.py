@@ -101,6 +101,54 @@ def describe_hardware(device: torch.device) -> str:
     return f"CPU: {cpu}, {torch.get_num_threads()} threads, torch {torch.__version__}"
 
 
+def make_optimizer(model: torch.nn.Module, settings: TrainSettings, steps_per_epoch: int):
+    """(optimizer, one-cycle schedule, peak learning rate) of the training recipe; weight decay on weights only."""
+    decay = [p for n, p in model.named_parameters() if p.ndim > 1]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
+    optimizer = torch.optim.SGD([{"params": decay, "weight_decay": settings.weight_decay},
+                                 {"params": no_decay, "weight_decay": 0.0}],
+                                lr=settings.lr, momentum=0.9, nesterov=True)
+    peak_lr = settings.lr * settings.batch_size / 256
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=peak_lr, epochs=settings.epochs,
+                                                   steps_per_epoch=steps_per_epoch, pct_start=0.25)
+    return optimizer, schedule, peak_lr
+
+
+def train_epoch(model: torch.nn.Module, optimizer, schedule, images: torch.Tensor, labels: torch.Tensor,
+                spec: Preprocessing, generator: torch.Generator, settings: TrainSettings, desc: str = "epoch",
+                progress: tqdm | None = None) -> float:
+    """One pass over `images` in the order `generator` draws; returns the mean training loss.
+
+    Every random draw comes from `generator`, so saving its state with the model, optimizer and schedule
+    after an epoch is enough to resume bit for bit. `progress`, when given, advances by one per batch instead
+    of a bar of the epoch's own.
+    """
+    device = images.device
+    model.train()
+    seen, loss_sum = 0, 0.0
+    order = torch.randperm(len(labels), generator=generator).to(device)
+    steps = math.ceil(len(labels) / settings.batch_size)
+    batches = tqdm(range(steps), desc=desc, leave=False, file=sys.stderr,
+                   disable=progress is not None or not sys.stderr.isatty())
+    for step in batches:
+        index = order[step * settings.batch_size:(step + 1) * settings.batch_size]
+        x = to_model_input(augment(images[index], generator), spec)
+        with _autocast(device):
+            logits = model(_memory_format(x, device))
+            loss = F.cross_entropy(logits.float(), labels[index], label_smoothing=settings.label_smoothing)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        seen += len(index)
+        loss_sum += loss.item() * len(index)
+        batches.set_postfix(loss=f"{loss.item():.3f}")
+        if progress is not None:
+            progress.update(1)
+            progress.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
+    return loss_sum / max(1, seen)
+
+
 def train(settings: TrainSettings, command: str, log=print) -> dict:
     """Train, evaluate on the full test set, save the state dict and register it in the manifest."""
     torch.manual_seed(settings.seed)
@@ -114,42 +162,20 @@ def train(settings: TrainSettings, command: str, log=print) -> dict:
     model = build_model(settings.groups, settings.width, len(CIFAR10_CLASSES), settings.shuffle).to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
-    decay = [p for n, p in model.named_parameters() if p.ndim > 1]
-    no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
-    optimizer = torch.optim.SGD([{"params": decay, "weight_decay": settings.weight_decay},
-                                 {"params": no_decay, "weight_decay": 0.0}],
-                                lr=settings.lr, momentum=0.9, nesterov=True)
     steps_per_epoch = math.ceil(len(train_set) / settings.batch_size)
-    peak_lr = settings.lr * settings.batch_size / 256
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=peak_lr, epochs=settings.epochs,
-                                                   steps_per_epoch=steps_per_epoch, pct_start=0.25)
+    optimizer, schedule, peak_lr = make_optimizer(model, settings, steps_per_epoch)
     generator = torch.Generator().manual_seed(settings.seed)
     log(f"training {model.config.name} ({count_parameters(model):,} parameters) on {describe_hardware(device)}: "
         f"{len(train_set)} images at {settings.size}x{settings.size}, {settings.epochs} epochs")
 
     started = time.time()
     for epoch in range(settings.epochs):
-        model.train()
-        epoch_start, seen, loss_sum = time.time(), 0, 0.0
-        order = torch.randperm(len(train_set), generator=generator).to(device)
-        batches = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{settings.epochs}", leave=False,
-                       file=sys.stderr, disable=not sys.stderr.isatty())
-        for step in batches:
-            index = order[step * settings.batch_size:(step + 1) * settings.batch_size]
-            x = to_model_input(augment(images[index], generator), spec)
-            with _autocast(device):
-                logits = model(_memory_format(x, device))
-                loss = F.cross_entropy(logits.float(), labels[index], label_smoothing=settings.label_smoothing)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            seen += len(index)
-            loss_sum += loss.item() * len(index)
-            batches.set_postfix(loss=f"{loss.item():.3f}")
-        rate = seen / (time.time() - epoch_start)
+        epoch_start = time.time()
+        mean_loss = train_epoch(model, optimizer, schedule, images, labels, spec, generator, settings,
+                                desc=f"epoch {epoch + 1}/{settings.epochs}")
+        rate = len(train_set) / (time.time() - epoch_start)
         accuracy = evaluate(model, test_set, spec, device)["test_accuracy"]
-        log(f"epoch {epoch + 1}/{settings.epochs}: loss {loss_sum / seen:.4f}, test accuracy {accuracy:.2%}, "
+        log(f"epoch {epoch + 1}/{settings.epochs}: loss {mean_loss:.4f}, test accuracy {accuracy:.2%}, "
             f"{rate:,.0f} images/s")
     wall_time = time.time() - started
 

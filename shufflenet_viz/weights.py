@@ -24,6 +24,9 @@ from .preprocess import Preprocessing
 
 # The shipped weights; SHUFFLENET_LENS_WEIGHTS points the app and CLI at another folder (same rules apply).
 WEIGHTS_DIR = Path(os.environ.get("SHUFFLENET_LENS_WEIGHTS") or Path(__file__).resolve().parent.parent / "weights")
+# Published weights fetched at a user's request: a folder git ignores, with a manifest of its own, so that a
+# fetch never touches a tracked file. SHUFFLENET_LENS_FETCHED points elsewhere.
+FETCHED_DIR = Path(os.environ.get("SHUFFLENET_LENS_FETCHED") or WEIGHTS_DIR / "imagenet")
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = 1
 
@@ -48,10 +51,15 @@ class LoadedModel:
 
     @property
     def label(self) -> str:
-        """A short human name such as 'CIFAR-10 g=3 (1x)'."""
+        """A short human name such as 'CIFAR-10 g=3 (1x)' or 'ImageNet-1k g=3 (0.5x, official)'."""
         c = self.model.config
-        shuffle = "" if c.shuffle else ", shuffle off"
-        return f"{self.entry.get('dataset', '?')} g={c.groups} ({c.width:g}x{shuffle})"
+        source = self.entry.get("provenance", {}).get("source")
+        experiment = self.entry.get("experiment")
+        trained_without = experiment is not None and not self.entry["architecture"].get("shuffle", True)
+        shuffle = "" if c.shuffle else ", trained without shuffle" if trained_without else ", shuffle off"
+        seed = f", seed {experiment['seed']}" if experiment and "seed" in experiment else ""
+        return f"{self.entry.get('dataset', '?')} g={c.groups} ({c.width:g}x{f', {source}' if source else ''}" \
+               f"{shuffle}{seed})"
 
 
 def sha256_file(path: Path) -> str:
@@ -74,8 +82,11 @@ def read_manifest(weights_dir: Path = WEIGHTS_DIR) -> dict[str, dict]:
         if not isinstance(models, dict) or not all(isinstance(e, dict) for e in models.values()):
             raise TypeError("'models' must map names to entries")
     except (OSError, ValueError, KeyError, TypeError) as error:
-        raise WeightsError(f"{path} is not a valid weights manifest ({error}): restore it with "
-                           f"`git checkout {path.name}` in {path.parent}") from error
+        if Path(weights_dir).resolve() == Path(FETCHED_DIR).resolve():  # never tracked: start the folder again
+            fix = f"delete {path.parent} and fetch the models again (python -m shufflenet_viz weights fetch imagenet)"
+        else:
+            fix = f"restore it with `git checkout {path.name}` in {path.parent}"
+        raise WeightsError(f"{path} is not a valid weights manifest ({error}): {fix}") from error
     return models
 
 
@@ -105,38 +116,58 @@ def checkpoint_path(entry: dict, name: str, weights_dir: Path = WEIGHTS_DIR) -> 
     return path
 
 
+def model_dirs() -> tuple[Path, ...]:
+    """The folders whose manifests the app and CLI read: the shipped weights, then the fetched ones."""
+    return (Path(WEIGHTS_DIR), Path(FETCHED_DIR))
+
+
 def _retrain_hint(entry: dict) -> str:
     command = entry.get("training", {}).get("command")
     return f" or retrain it with `{command}`" if command else ""
+
+
+def _restore_hint(entry: dict, path: Path) -> str:
+    if entry.get("provenance"):  # fetched, never tracked: fetching again restores it
+        command = entry.get("training", {}).get("command", "python -m shufflenet_viz weights fetch imagenet")
+        return f"fetch it again with `{command}`"
+    return f"restore it with `git checkout weights/{path.name}`{_retrain_hint(entry)}"
 
 
 def config_from_entry(entry: dict) -> ShuffleNetConfig:
     """The architecture a manifest entry describes."""
     arch = entry["architecture"]
     return ShuffleNetConfig(groups=int(arch["groups"]), width=float(arch["width"]),
-                            num_classes=len(entry["classes"]), shuffle=bool(arch.get("shuffle", True)))
+                            num_classes=len(entry["classes"]), shuffle=bool(arch.get("shuffle", True)),
+                            layout=str(arch.get("layout", "paper")))
 
 
-def load_model(name: str, weights_dir: Path = WEIGHTS_DIR, shuffle: bool | None = None) -> LoadedModel:
+def _find_entry(name: str, weights_dir: Path | None) -> tuple[dict, Path]:
+    folders = (Path(weights_dir),) if weights_dir is not None else model_dirs()
+    known = []
+    for folder in folders:
+        models = read_manifest(folder)
+        if name in models:
+            return models[name], folder
+        known.extend(models)
+    where = " or ".join(str(folder / MANIFEST_NAME) for folder in folders)
+    raise WeightsError(f"no model named {name!r} in {where} (known: {', '.join(sorted(known)) or 'none'})")
+
+
+def load_model(name: str, weights_dir: Path | None = None, shuffle: bool | None = None) -> LoadedModel:
     """Build the named model from its manifest entry after verifying the file's sha256.
 
+    Without `weights_dir` the shipped folder and then the fetched one are searched.
     `shuffle=False` gives the same weights with channel shuffle switched off (Table 3 ablation).
     """
-    models = read_manifest(weights_dir)
-    if name not in models:
-        known = ", ".join(sorted(models)) or "none"
-        raise WeightsError(f"no model named {name!r} in {Path(weights_dir) / MANIFEST_NAME} (known: {known})")
-    entry = models[name]
+    entry, weights_dir = _find_entry(name, weights_dir)
     path = checkpoint_path(entry, name, weights_dir)
     if not path.is_file():
         what = "is missing" if not path.exists() else "is not a regular file"
-        raise WeightsError(f"{path} {what}: restore it with `git checkout weights/{path.name}`"
-                           f"{_retrain_hint(entry)}")
+        raise WeightsError(f"{path} {what}: {_restore_hint(entry, path)}")
     data = path.read_bytes()  # read once: the bytes that pass the checksum are the bytes that get loaded
     if hashlib.sha256(data).hexdigest() != entry.get("sha256"):
         raise WeightsError(f"{path} does not match the sha256 in the manifest (truncated, altered or swapped); "
-                           f"it was not loaded. Restore it with `git checkout weights/{path.name}`"
-                           f"{_retrain_hint(entry)}")
+                           f"it was not loaded. {_restore_hint(entry, path).capitalize()}")
     try:
         config = config_from_entry(entry)
         preprocessing = Preprocessing.from_dict(entry["preprocessing"])
@@ -145,11 +176,11 @@ def load_model(name: str, weights_dir: Path = WEIGHTS_DIR, shuffle: bool | None 
     try:
         state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as error:  # unpickling errors come in many types
-        raise WeightsError(f"{path} is not a loadable state dict ({error}); restore it with "
-                           f"`git checkout weights/{path.name}`") from error
-    model = ShuffleNetV1(config)
+        raise WeightsError(f"{path} is not a loadable state dict ({error}); {_restore_hint(entry, path)}") from error
+    with torch.device("meta"):  # structure only: initialising weights that the checkpoint replaces costs time
+        model = ShuffleNetV1(config)
     try:
-        model.load_state_dict(state)
+        model.load_state_dict(state, assign=True)  # strict: every tensor of the architecture, of the right shape
     except (RuntimeError, TypeError, AttributeError) as error:
         raise WeightsError(f"{path} does not fit the architecture in its manifest entry (g={config.groups}, "
                            f"width {config.width:g}, {config.num_classes} classes): {str(error)[:300]}") from error
@@ -167,16 +198,24 @@ def freeze(model: nn.Module) -> nn.Module:
     return model
 
 
-def load_all(weights_dir: Path = WEIGHTS_DIR) -> tuple[dict[str, LoadedModel], dict[str, str]]:
-    """Every model of the manifest that verifies, and a message for each that does not."""
+def load_all(weights_dir: Path | None = None) -> tuple[dict[str, LoadedModel], dict[str, str]]:
+    """Every model of the manifests that verifies, and a message for each that does not.
+
+    Without `weights_dir`: the shipped models, then the fetched ones (a fetched name never hides a shipped one).
+    """
     loaded, problems = {}, {}
-    try:
-        names = list(read_manifest(weights_dir))
-    except WeightsError as error:
-        return {}, {MANIFEST_NAME: str(error)}
-    for name in names:
+    folders = (Path(weights_dir),) if weights_dir is not None else model_dirs()
+    for index, folder in enumerate(folders):
         try:
-            loaded[name] = load_model(name, weights_dir)
+            names = list(read_manifest(folder))
         except WeightsError as error:
-            problems[name] = str(error)
+            problems[MANIFEST_NAME if index == 0 else f"{folder.name}/{MANIFEST_NAME}"] = str(error)
+            continue
+        for name in names:
+            if name in loaded or name in problems:
+                continue
+            try:
+                loaded[name] = load_model(name, folder)
+            except WeightsError as error:
+                problems[name] = str(error)
     return loaded, problems

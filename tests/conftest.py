@@ -6,6 +6,7 @@ import ast
 import base64
 import json
 import os
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,6 +16,12 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES_DIR = ROOT / "samples"
 CIFAR_PAIR = ("cifar10_g1", "cifar10_g3")
+# The published ImageNet checkpoints (never committed); CI has the same mirror beside the clone.
+IMAGENET_MIRROR = ROOT.parent / "shared" / "weights" / "imagenet"
+IMAGENET_PAIR = ("imagenet_official_g3_w0.5", "imagenet_official_g8_w0.5")
+# Hermetic by default: the app and the CLI (also in subprocesses) see the shipped models only, never ImageNet
+# models a developer fetched into weights/imagenet/. Tests that want ImageNet models use `with_imagenet`.
+os.environ["SHUFFLENET_LENS_FETCHED"] = tempfile.mkdtemp(prefix="lens-no-fetched-")
 # The first AppTest run loads and verifies every model; on a busy 2-core machine that takes tens of seconds.
 APP_TIMEOUT_S = 240
 
@@ -55,6 +62,39 @@ def cifar_pair():
         fail_or_skip(f"models {missing} are not loadable from {weights.WEIGHTS_DIR}: "
                      f"{[problems.get(name, 'not in the manifest') for name in missing]}")
     return tuple(models[name] for name in CIFAR_PAIR)
+
+
+@pytest.fixture(scope="session")
+def imagenet_dir(tmp_path_factory) -> Path:
+    """A folder with the recommended ImageNet models installed from the mirror by the real fetch path."""
+    from shufflenet_viz.imagenet import CATALOGUE, RECOMMENDED, fetch_imagenet
+
+    if not IMAGENET_MIRROR.is_dir():
+        fail_or_skip(f"the ImageNet mirror {IMAGENET_MIRROR} is missing")
+    folder = tmp_path_factory.mktemp("imagenet-fetched")
+    for name in RECOMMENDED:
+        fetch_imagenet(CATALOGUE[name], folder, mirror=str(IMAGENET_MIRROR))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def imagenet_models(imagenet_dir):
+    """The installed ImageNet models by name, loaded as the app loads them."""
+    from shufflenet_viz import weights
+
+    models, problems = weights.load_all(imagenet_dir)
+    assert not problems, problems
+    return models
+
+
+@pytest.fixture()
+def with_imagenet(imagenet_dir, monkeypatch) -> Path:
+    """The app (AppTest or a server started from this test) lists the installed ImageNet models."""
+    from shufflenet_viz import weights
+
+    monkeypatch.setattr(weights, "FETCHED_DIR", imagenet_dir)
+    monkeypatch.setenv("SHUFFLENET_LENS_FETCHED", str(imagenet_dir))
+    return imagenet_dir
 
 
 def app_pages() -> list[tuple[str, str]]:

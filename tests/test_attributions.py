@@ -279,3 +279,37 @@ def test_bad_requests_are_refused_with_a_message(cifar_pair, inputs):
     with pytest.raises(ValueError, match="must not be larger than the image"):
         attribute(model, x, "occlusion", 0, window=96, stride=8)
     assert set(DEFAULT_OPTIONS) == set(METHODS)
+
+
+def test_group_shares_are_shares_of_absolute_attribution_stem_channels_included(cifar_pair, sample_image_paths):
+    """Issue 14, finding 3: a group whose channels carry large attributions that cancel is not ~0%, and the
+    pooled stem channels of stage2.unit1 count in the whole."""
+    loaded = cifar_pair[1]
+    with Image.open(sample_image_paths["cat.jpg"]) as image:
+        x = preprocess_image(image.convert("RGB"), loaded.preprocessing)
+    black = black_baseline(loaded.preprocessing)
+    last = attribute_groups(loaded.model, x, "stage4.unit4", None, n_steps=50, baseline=black)
+    per_channel = last.per_channel
+    thirds = np.abs(per_channel.reshape(3, -1)).sum(axis=1)  # stride 1: three contiguous groups of 320
+    assert list(last.shares) == pytest.approx(list(thirds / np.abs(per_channel).sum()))
+    # Measured on the shipped model: the shares of |attribution| are 40 / 45 / 15 %, while |net sums| would
+    # have said 1 / 81 / 18 %: group 1's channels cancel.
+    net = np.abs(per_channel.reshape(3, -1).sum(axis=1))
+    assert (net / net.sum())[0] < 0.05 < last.shares[0]
+    first = attribute_groups(loaded.model, x, "stage2.unit1", None, n_steps=50, baseline=black)
+    stem = np.abs(first.per_channel[216:]).sum()  # the 24 pooled stem channels after 216 branch channels
+    assert first.ungrouped_share == pytest.approx(stem / np.abs(first.per_channel).sum())
+    assert first.shares.sum() + first.ungrouped_share == pytest.approx(1.0)
+    assert first.ungrouped == pytest.approx(first.per_channel[216:].sum())
+
+
+def test_occlusion_counts_the_clipped_edge_windows_as_captum_does(cifar_pair, inputs):
+    """Issue 14, finding 6: window 8, stride 3 on 64 pixels is 20 x 20 = 400 windows (not 19 x 19 = 361)."""
+    from shufflenet_viz.attributions import occlusion_windows
+
+    loaded, x = cifar_pair[1], inputs[1, "cat.jpg"]
+    assert occlusion_windows(64, 8, 3) == 400
+    fractions = []
+    result = attribute(loaded.model, x, "occlusion", 0, window=8, stride=3, progress=fractions.append)
+    assert result.extras == {"windows": 400, "evaluations": 401}  # every window plus the unoccluded picture
+    assert fractions[-2] == 1.0 and fractions == sorted(fractions)  # the bar reaches the end with the last batch

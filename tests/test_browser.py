@@ -7,12 +7,14 @@ Debian's Chromium (`apt-get install chromium`) driven by Playwright; screenshots
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -37,16 +39,16 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """The app served on a free loopback port; yields (url, log path) and stops the server afterwards."""
+@contextmanager
+def running_app(log_dir: Path, **env_changes):
+    """The app served on a free loopback port by `streamlit run app.py`; yields (url, log path), then stops it."""
     port = free_port()
-    log_path = tmp_path_factory.mktemp("streamlit") / "server.log"
+    log_path = log_dir / "server.log"
     with open(log_path, "w") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
              "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
-            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **env_changes})
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + SERVER_START_S
@@ -70,6 +72,13 @@ def server(tmp_path_factory):
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """The app with the shipped models only; yields (url, log path)."""
+    with running_app(tmp_path_factory.mktemp("streamlit")) as served:
+        yield served
 
 
 def wait_until_idle(page, timeout_ms: int = PAGE_TIMEOUT_MS) -> None:

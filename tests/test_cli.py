@@ -1,4 +1,5 @@
-"""`python -m shufflenet_viz`: every command works or fails on one line with status 2."""
+"""`python -m shufflenet_viz`: every command works or fails on one line with status 2, and ends quietly when its
+reader goes away (status 141) or on Ctrl-C (status 130)."""
 
 import json
 import os
@@ -87,3 +88,115 @@ def test_predict_a_good_file_and_refuse_a_bad_one(run, tmp_path):
 def test_predict_unknown_model(run):
     result = run("predict", str(ROOT / "README.md"), "--model", "nope")
     assert result.returncode == 2 and "no model named 'nope'" in result.stderr
+
+
+# --- a reader that goes away, and Ctrl-C: real processes, since both end at the process's edge --------------
+
+def _command_env() -> dict[str, str]:
+    # Unbuffered, so that a line a command prints reaches the test at once (the Ctrl-C test waits for one).
+    return {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+
+
+def _help_commands(parser=None, prefix=()) -> list[tuple[str, ...]]:
+    """`--help` of the program and of every subcommand at every depth, read from the parser itself so that
+    commands added later are covered too."""
+    import argparse
+
+    from shufflenet_viz.cli import build_parser
+
+    parser = parser or build_parser()
+    found = [(*prefix, "--help")]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                found += _help_commands(sub, (*prefix, name))
+    return found
+
+
+def _tiny_cifar(root: Path) -> Path:
+    """A CIFAR-10 folder with one 32x32 picture per class and split: enough for `train` to start."""
+    from shufflenet_viz.data import CIFAR10_CLASSES
+
+    for split in ("train", "test"):
+        for index, name in enumerate(CIFAR10_CLASSES):
+            (root / split / name).mkdir(parents=True)
+            Image.new("RGB", (32, 32), (index * 25, 100, 200 - index * 20)).save(root / split / name / "0.jpg")
+    return root
+
+
+def _start(*command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "shufflenet_viz", *command], cwd=ROOT, env=_command_env(),
+                            stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr)
+
+
+def _finish(process: subprocess.Popen) -> tuple[int, str]:
+    _, stderr = process.communicate(timeout=300)
+    return process.returncode, (stderr or b"").decode(errors="replace")
+
+
+@pytest.fixture(scope="module")
+def process_runs(tmp_path_factory):
+    """Every command run as a real process, all started at once (each pays seconds for Python and torch to start),
+    returning {case: (exit status, stderr)}:
+    - each command with a reader that is gone before the first byte (`... | true`), and a usage error with
+      stderr in the same pipe;
+    - `flops` read up to its first line through the smallest pipe (`... | head -1`): the table is larger than the
+      pipe, so the command is still writing when the reader leaves;
+    - `train` interrupted with SIGINT (Ctrl-C) once it has printed its first line, so it is past start-up.
+    """
+    import fcntl
+    import signal
+
+    folder = tmp_path_factory.mktemp("cli")
+    data = _tiny_cifar(folder / "cifar")
+    samples = [str(p) for p in sorted((ROOT / "samples").glob("*.jpg"))]
+    closed = {command: _start(*command) for command in
+              [("flops", "--json"), ("predict", *samples), *_help_commands()]}
+    for process in closed.values():
+        process.stdout.close()
+    # A usage error with stderr in the closed pipe too (`... 2>&1 | true`): nowhere left to say it.
+    both = _start("flops", "--groups", "5", stderr=subprocess.STDOUT)
+    both.stdout.close()
+
+    read_end, write_end = os.pipe()
+    fcntl.fcntl(read_end, fcntl.F_SETPIPE_SZ, 4096)  # the smallest pipe; the table is about 10 kB
+    head = _start("flops", "--groups", "3", stdout=write_end)
+    os.close(write_end)
+
+    train = _start("train", "--groups", "1", "--width", "0.25", "--data", str(data), "--size", "32",
+                   "--epochs", "100000", "--out", str(folder / "weights" / "tiny.pt"))
+    try:
+        with os.fdopen(read_end, "rb") as reader:
+            head_line = reader.readline()
+        train_line = train.stdout.readline()
+        if train_line.startswith(b"training"):
+            train.send_signal(signal.SIGINT)
+        results = {("flops", "--groups", "3", "| head -1"): (*_finish(head), head_line),
+                   ("train", "Ctrl-C"): (*_finish(train), train_line)}
+        results.update({command: (*_finish(process), b"") for command, process in closed.items()})
+        results[("flops", "--groups", "5", "2>&1")] = (*_finish(both), b"")
+    finally:
+        for process in [head, train, both, *closed.values()]:
+            if process.poll() is None:
+                process.kill()
+    return results
+
+
+def test_every_command_ends_quietly_when_its_reader_goes_away(process_runs):
+    piped = {case: result for case, result in process_runs.items() if case[-1] not in ("Ctrl-C", "2>&1")}
+    assert {case[0] for case in piped} >= {"flops", "predict", "train", "weights", "experiment", "--help"}
+    for case, (status, stderr, _) in piped.items():
+        # 141 = 128 + SIGPIPE, what a shell reports for `yes | head -1`; and nothing at all on stderr.
+        assert (status, stderr) == (141, ""), case
+    assert process_runs[("flops", "--groups", "3", "| head -1")][2].startswith(b"ShuffleNet")
+
+
+def test_a_usage_error_with_no_stderr_left_still_exits_2(process_runs):
+    status, _, _ = process_runs[("flops", "--groups", "5", "2>&1")]
+    assert status == 2  # an error while reporting, or at exit while flushing, would give 1 or 120
+
+
+def test_ctrl_c_ends_a_running_command_quietly(process_runs):
+    status, stderr, first_line = process_runs[("train", "Ctrl-C")]
+    assert first_line.startswith(b"training"), first_line
+    assert (status, stderr.strip()) == (130, "interrupted")

@@ -126,21 +126,31 @@ def test_channel_groups_follow_the_architecture(cifar_pair):
     g3 = cifar_pair[1].model
     before = channel_groups(g3, "stage2.unit2.compress_relu")
     after = channel_groups(g3, "stage2.unit2.shuffle")
-    assert before.current.tolist() == [0] * 20 + [1] * 20 + [2] * 20 and not before.moved
-    assert after.current.tolist() == before.current.tolist()  # the next convs read contiguous groups ...
+    assert before.origin.tolist() == [0] * 20 + [1] * 20 + [2] * 20  # made by the first 1x1 GConv's groups ...
+    # Channel b of group a lands at position 3b + a, which the second 1x1 GConv reads in group (3b + a) // 20.
+    assert before.reader.tolist() == [(3 * b + a) // 20 for a in range(3) for b in range(20)]
+    assert after.reader.tolist() == before.origin.tolist()  # the second 1x1 GConv reads contiguous groups ...
     assert after.origin.tolist() == [0, 1, 2] * 20  # ... that now hold one channel of every old group
     assert after.source.tolist() == shuffle_permutation(60, 3).tolist() and after.moved
     depthwise = channel_groups(g3, "stage2.unit2.depthwise_bn")
     assert depthwise.origin.tolist() == after.origin.tolist()  # a depthwise conv keeps channels apart
 
     first = channel_groups(g3, "stage2.unit1.output")  # 216 branch channels, then the 24 pooled stem channels
-    assert first.current.tolist() == [0] * 72 + [1] * 72 + [2] * 72 + [UNGROUPED] * 24
+    assert first.origin.tolist() == [0] * 72 + [1] * 72 + [2] * 72 + [UNGROUPED] * 24
+    assert first.reader.tolist() == [0] * 80 + [1] * 80 + [2] * 80  # stage2.unit2 reads contiguous thirds
     stride2 = channel_groups(g3, "stage3.unit1.output")  # 240 branch + 240 pooled stage-2 channels
-    assert stride2.current.tolist() == ([0] * 80 + [1] * 80 + [2] * 80) * 2
-    assert channel_groups(g3, "stem").current.tolist() == [UNGROUPED] * 24
+    assert stride2.origin.tolist() == [0] * 80 + [1] * 80 + [2] * 80 + [0] * 80 + [1] * 80 + [2] * 80
+    assert stride2.reader.tolist() == [0] * 160 + [1] * 160 + [2] * 160
+    assert stride2.origin[100] == 1 and stride2.reader[100] == 0
+    stem = channel_groups(g3, "stem")
+    assert stem.origin.tolist() == stem.reader.tolist() == [UNGROUPED] * 24  # read by a dense 1x1 conv
+    dense = channel_groups(g3, "stage2.unit1.compress_relu")  # stage2.unit1's first conv is not grouped
+    assert dense.origin.tolist() == [UNGROUPED] * 60 and set(dense.reader.tolist()) == {0, 1, 2}
+    last = channel_groups(g3, "stage4.unit4.output")  # read by the dense classifier
+    assert last.reader.tolist() == [UNGROUPED] * 960
 
     no_shuffle = channel_groups(with_shuffle(g3, False), "stage2.unit2.shuffle")
-    assert not no_shuffle.moved and no_shuffle.origin.tolist() == before.current.tolist()
+    assert not no_shuffle.moved and no_shuffle.origin.tolist() == before.origin.tolist()
     g1 = cifar_pair[0].model
     assert not channel_groups(g1, "stage3.unit3.shuffle").moved
 
@@ -150,7 +160,8 @@ def test_group_labels_cover_every_captured_channel(cifar_pair, captured):
         for point, tensor in features.items():
             groups = channel_groups(loaded.model, point)
             assert groups.channels == tensor.shape[1], point
-            assert set(groups.current.tolist()) <= {UNGROUPED, *range(loaded.groups)}, point
+            for labels in (groups.origin, groups.reader):
+                assert set(labels.tolist()) <= {UNGROUPED, *range(loaded.groups)}, point
 
 
 def test_channel_order_by_index_and_by_strength(captured):

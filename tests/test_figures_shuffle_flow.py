@@ -117,3 +117,16 @@ def test_prediction_change_figure_pairs_the_two_answers():
     names = list(figure.data[0].y)
     assert names[:5] == ["a", "b", "c", "d", "e"] and "g" in names and len(names) == len(set(names))
     assert list(figure.data[1].x) == [float(off.probabilities[classes.index(n)]) for n in names]
+
+
+def test_rows_are_bounded_where_their_source_group_changes():
+    # A stride-2 output in the official layout: [pooled 1, 2, 3 | branch 1, 2, 3], 4 channels each.
+    labels = np.repeat([0, 1, 2, 0, 1, 2], 4)
+    figure = reachability_figure([("official", torch.ones(24, 12, dtype=torch.bool), 3, labels)])
+    rows = sorted(s.y0 for s in figure.layout.shapes if s.y0 == s.y1)
+    columns = sorted(s.x0 for s in figure.layout.shapes if s.x0 == s.x1)
+    assert rows == [3.5, 7.5, 11.5, 15.5, 19.5] and columns == [3.5, 7.5]
+    influence = flow.Influence(np.ones((24, 12)), 3, "a", "b", 0.0, labels)
+    shapes = influence_figure([("x", influence)]).layout.shapes
+    assert sorted(s.y0 for s in shapes if s.y0 == s.y1) == rows
+    assert influence.cross_group_share == pytest.approx(2 / 3)

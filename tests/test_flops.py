@@ -65,3 +65,56 @@ def test_time_units_measures_every_unit_and_leaves_no_hooks():
     assert list(seconds) == ["stem", *model.unit_names(), "classifier"]
     assert all(s > 0 for s in seconds.values())
     assert all(not m._forward_pre_hooks for m in model.modules())
+
+
+def test_whole_network_time_is_a_real_forward_pass():
+    """Issue 14, finding 5: the whole-network time is the model called as a whole, not the units' sum."""
+    from shufflenet_viz.flops import describe_timing, time_network
+
+    model = build_model(3, 0.25, 10).eval()
+    calls = []
+    handle = model.register_forward_pre_hook(lambda module, args: calls.append(tuple(args[0].shape)))
+    try:
+        timing = time_network(model, 64, repeats=3)
+    finally:
+        handle.remove()
+    # A warm-up and 3 timed passes of the whole model (the units' inputs are recorded through forward_features).
+    assert calls == [(1, 3, 64, 64)] * 4
+    assert list(timing.units) == list(timing.small_units) == ["stem", *model.unit_names(), "classifier"]
+    assert timing.forward > 0 and timing.units_total == pytest.approx(sum(timing.units.values()))
+    text = describe_timing(flop_report(3, 0.25, 64, 10), timing)
+    assert f"A whole forward pass took {timing.forward * 1000:.1f} ms (median of 3)" in text
+    assert f"add up to {timing.units_total * 1000:.1f} ms ({timing.units_total / timing.forward:.0%} of it)" in text
+
+
+def test_timing_caption_follows_the_measured_condition():
+    """The explanation of the shares is chosen by the measured fixed cost, with the numbers it names."""
+    from shufflenet_viz.flops import NetworkTiming, describe_timing
+
+    report = flop_report(3, 1.0, 64, 10)
+    names = [u.name for u in report.units]
+    flat = NetworkTiming(64, 3, 0.010, {n: 0.0005 for n in names}, {n: 0.0004 for n in names})
+    text = describe_timing(report, flat)
+    assert "does not grow with the work" in text and "take 80% of it" in text
+    shares = [100 * u.macs / report.total_macs for u in report.units if u.name.startswith("stage")]
+    assert f"range from {min(shares):.1f}% to {max(shares):.1f}%" in text
+    assert f"between {100 / len(names):.1f}% and {100 / len(names):.1f}%" in text
+    work = NetworkTiming(64, 3, 0.010, {u.name: u.macs * 1e-10 + 1e-6 for u in report.units},
+                         {n: 1e-7 for n in names})
+    text = describe_timing(report, work)
+    assert "most of it grows with the work" in text
+    per_mac = {u.name: (u.macs * 1e-10 + 1e-6) / u.macs * 1e9 for u in report.units if u.name.startswith("stage")}
+    slow = max(per_mac, key=per_mac.get)
+    assert f"{per_mac[slow]:.2f} ns in {slow}" in text
+
+
+def test_flop_report_of_the_official_imagenet_models():
+    """Issue 10: the official 0.5x checkpoints' architecture (no classifier bias): 37.6 / 40.5 MFLOPs."""
+    assert round(flop_report(3, 0.5, 224, 1000, layout="official").total_macs / 1e6, 1) == 37.6
+    assert flop_report(3, 0.5, 224, 1000, layout="official").total_params == 717_324
+    assert round(flop_report(8, 0.5, 224, 1000, layout="official").total_macs / 1e6, 1) == 40.5
+    assert flop_report(8, 0.5, 224, 1000, layout="official").total_params == 1_010_448
+    for layout in ("paper", "official"):
+        model = build_model(8, 0.5, 1000, layout=layout).eval()
+        assert flop_report(8, 0.5, 224, 1000, layout=layout).total_params == count_parameters(model)
+        assert flop_report(8, 0.5, 224, 1000, layout=layout).to_dict() == model_report(model, 224).to_dict()

@@ -2,16 +2,16 @@
 channel-to-channel influence (exactly zero across groups without shuffle, everywhere after one shuffle),
 and the shuffle ablation helpers."""
 
+import copy
+
 import numpy as np
 import pytest
 import torch
 
 from shufflenet_viz import flow
-from shufflenet_viz.data import CIFAR10_CLASSES, ImageSet
 from shufflenet_viz.model import (STAGE_NAMES, ChannelShuffle, build_model, inverse_permutation, shuffle_permutation,
                                   with_shuffle)
-from shufflenet_viz.preprocess import Preprocessing, to_model_input
-from shufflenet_viz.weights import LoadedModel, freeze
+from shufflenet_viz.weights import freeze
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -165,7 +165,10 @@ def test_stride2_concatenation_straddles_groups(g3_model):
     assert [m.unit_name for m in mixing] == ["stage2.unit1", "stage3.unit1", "stage4.unit1"]
     assert "not grouped (groups=1)" in mixing[0].reason and "reads all 24 input channels" in mixing[0].reason
     assert "concatenation" in mixing[1].reason
-    assert "output group 1 gets input groups 1 and 2" in mixing[1].reason
+    # The stride-2 output keeps every channel in its source group; the next unit's 1x1 GConv groups straddle them.
+    assert "its group 1 reads channels from input groups 1 and 2" in mixing[1].reason
+    assert "[branch (240 ch) | pooled input (240 ch)]" in mixing[1].reason
+    assert [m.kind for m in mixing] == ["ungrouped", "concatenation", "concatenation"]
     assert flow.mixing_without_shuffle(live_random_model(1)) == []
 
 
@@ -269,16 +272,346 @@ def test_manifest_ablation_reads_the_training_numbers(cifar_pair):
     assert flow.manifest_ablation(type(g3)(g3.name, g3.model, g3.preprocessing, g3.classes, {"metrics": {}})) is None
 
 
-def test_measure_ablation_counts_correct_predictions():
-    model = live_random_model(3)
-    loaded = LoadedModel("random_g3", model, Preprocessing.cifar(64), CIFAR10_CLASSES, {})
-    generator = torch.Generator().manual_seed(1)
-    images = torch.randint(0, 256, (40, 3, 32, 32), dtype=torch.uint8, generator=generator)
-    data = ImageSet(images, torch.arange(40) % 10)
-    result = flow.measure_ablation(loaded, data, count=20)
-    subset = data.subset(20, seed=0)
-    for model_, accuracy in ((model, result.with_shuffle), (with_shuffle(model, False), result.without_shuffle)):
-        with torch.no_grad():
-            predicted = model_(to_model_input(subset.images, loaded.preprocessing)).argmax(1)
-        assert accuracy == pytest.approx(float((predicted == subset.labels).float().mean()), abs=1e-4)
-    assert result.images.startswith("20 CIFAR-10 test images")
+# --- both unit layouts --------------------------------------------------------------------------------------
+
+def live_official_model(groups: int) -> torch.nn.Module:
+    """A random official-layout ImageNet-shaped model (0.5x) with live residual branches."""
+    torch.manual_seed(10 + groups)
+    model = build_model(groups, 0.5, 1000, layout="official")
+    for unit in model.units():
+        torch.nn.init.normal_(unit.expand_bn.weight, 1.0, 0.2)
+    return freeze(model)
+
+
+def probe_connectivity(unit: torch.nn.Module, size: int = 2) -> np.ndarray:
+    """(C_out, C_in) connectivity found by running the unit, independently of `flow.unit_connectivity`: a copy with
+    positive weights, batch norm and ReLU as identities gets one input per channel (1 on that channel only); an
+    output channel is connected to it when it comes out positive. The unit's own forward decides the order of its
+    parts, where the shuffle sits and how a stride-2 output is concatenated."""
+    probe = copy.deepcopy(unit)
+    for name, module in list(probe.named_children()):
+        if isinstance(module, (torch.nn.BatchNorm2d, torch.nn.ReLU)):
+            setattr(probe, name, torch.nn.Identity())
+        elif isinstance(module, torch.nn.Conv2d):
+            module.weight.data = module.weight.data.abs() + 0.1
+    channels = unit.compress_conv.in_channels
+    with torch.no_grad():
+        out = probe(torch.eye(channels)[:, :, None, None].expand(channels, channels, size, size).contiguous())
+    return (out.sum(dim=(2, 3)) > 0).T.numpy()
+
+
+def probe_span(units, probed: dict | None = None) -> list[np.ndarray]:
+    """The probed connectivity from the first unit's input to each unit's output, composed with numpy; `probed`
+    keeps each unit's probe (by id) for the next span."""
+    probed = {} if probed is None else probed
+    total, steps = None, []
+    for unit in units:
+        if id(unit) not in probed:
+            probed[id(unit)] = probe_connectivity(unit).astype(np.float32)  # float: numpy multiplies it with BLAS
+        link = probed[id(unit)]
+        total = link if total is None else ((link @ total) > 0).astype(np.float32)
+        steps.append(total.astype(bool))
+    return steps
+
+
+def independent_source_groups(first_unit, pattern_off: np.ndarray, groups: int, steps: int) -> np.ndarray:
+    """Where each output channel came from, derived from the probed shuffle-off pattern of the first unit alone:
+    a channel that hears one start channel (a pooled copy) belongs to that channel's group; any other channel of
+    a stride-2 output belongs to its lane, the branch's channels cut into `groups` equal runs in the order they
+    appear; a stride-1 output keeps its input's groups (the identity shortcut), as do the units after it."""
+    rows, columns = pattern_off.shape
+    column_groups = np.arange(columns) * groups // columns
+    if first_unit.stride == 1:
+        return np.arange(rows) * groups // rows
+    labels = np.empty(rows, dtype=np.int64)
+    single = pattern_off.sum(axis=1) == 1
+    labels[single] = column_groups[pattern_off[single].argmax(axis=1)]
+    branch = np.flatnonzero(~single)
+    labels[branch] = np.arange(len(branch)) * groups // len(branch)
+    return labels
+
+
+@pytest.mark.parametrize("groups", [3, 8])
+def test_official_layout_connectivity_equals_the_probed_forward(groups):
+    model = live_official_model(groups)
+    for name, unit in zip(model.unit_names(), model.units()):
+        assert np.array_equal(flow.unit_connectivity(unit).numpy(), probe_connectivity(unit)), name
+        moved = flow.moved_shuffle_unit(unit)
+        assert moved.part_order().index("shuffle") < moved.part_order().index("depthwise_conv")
+        assert np.array_equal(probe_connectivity(moved), probe_connectivity(unit)), name
+    # The official stride-2 output puts the pooled input first: its first channels are copies of start channels.
+    first = flow.unit_connectivity(model.stage3.unit1)
+    assert first[:model.stage3.unit1.shortcut_channels].sum(dim=1).eq(1).all()
+
+
+@pytest.mark.parametrize("layout", ["paper", "official"])
+def test_moving_the_shuffle_across_the_depthwise_conv_keeps_the_function(layout):
+    torch.manual_seed(0)
+    model = freeze(build_model(3, 0.5, 1000, layout=layout))
+    x = torch.randn(1, 3, 64, 64)
+    for stage, after in (("stage2", 0), ("stage3", 0), ("stage3", 4), ("stage4", 3)):
+        name, unit = flow.stage_units(model, stage)[after]
+        check = flow.placement_check(name, unit, flow.activation_at(model, x, stage, after))
+        assert check.same_connectivity and check.layout == layout
+        assert check.max_output_difference <= 1e-5 * max(1.0, check.output_scale)
+        assert check.moved_to == ("after the depthwise conv" if layout == "paper" else "before the depthwise conv")
+        expected_map = "inverse" if layout == "official" else "the paper's (g, C/g)"
+        assert expected_map in check.index_map and (check.groups_read > 0).all()
+        assert flow.moved_shuffle_unit(flow.moved_shuffle_unit(unit)).part_order() == unit.part_order()
+
+
+@pytest.mark.parametrize("layout, groups, stage, after", [
+    ("paper", 3, "stage2", 0), ("paper", 3, "stage3", 0), ("paper", 3, "stage4", 2), ("paper", 1, "stage3", 0),
+    ("official", 3, "stage2", 1), ("official", 3, "stage3", 0), ("official", 8, "stage4", 0),
+    ("official", 8, "stage2", 0)])
+def test_one_unit_influence_equals_the_full_jacobian(layout, groups, stage, after):
+    torch.manual_seed(groups)
+    model = build_model(groups, 0.5 if layout == "official" else 1.0, 10, layout=layout)
+    for unit in model.units():
+        torch.nn.init.normal_(unit.expand_bn.weight, 1.0, 0.2)
+    model = freeze(model)
+    for shuffled in (model, with_shuffle(model, False)):
+        activation = flow.activation_at(shuffled, torch.randn(1, 3, 64, 64), stage, after)
+        unit = flow.stage_units(shuffled, stage)[after][1]
+        fast = flow.unit_influence(unit, activation)
+        exact = flow.jacobian_influence([unit], activation)
+        assert fast is not None and fast.shape == exact.shape
+        assert np.allclose(fast, exact, rtol=1e-4, atol=1e-6 * exact.max())
+        assert np.array_equal(fast == 0, exact == 0)
+
+
+# --- issue 14, finding 1: flow from a stage's input, grouped by where channels came from --------------------
+
+@pytest.mark.parametrize("stage", ["stage3", "stage4"])
+def test_from_a_stage_input_the_shuffle_off_unit_crosses_no_group(g3_model, picture_input, stage):
+    # Before: output channels were cut into 3 equal runs, which straddle [branch | pooled input]; the shipped
+    # g=3 model on the cat showed 70.3% crossing with the shuffle off from the stage3 input. Now every output
+    # channel is judged against the group it came from: with the shuffle off nothing crosses.
+    unshuffled = with_shuffle(g3_model, False)
+    off = flow.measure_influence(unshuffled, picture_input, stage, 0, 1)
+    assert off.cross_group_share == 0.0
+    on = flow.measure_influence(g3_model, picture_input, stage, 0, 1)
+    assert 0 < on.cross_group_share < 1
+    unit = flow.stage_units(g3_model, stage)[0][1]
+    labels = independent_source_groups(unit, probe_connectivity(flow.stage_units(unshuffled, stage)[0][1]), 3, 1)
+    assert np.array_equal(off.row_groups, labels)
+    totals = off.group_totals
+    assert np.all(totals[~np.eye(3, dtype=bool)] == 0) and np.all(np.diag(totals) > 0)
+
+
+def test_source_groups_follow_the_layout():
+    for layout in ("paper", "official"):
+        model = build_model(3, 0.5, 1000, layout=layout)
+        unit = model.stage3.unit1  # 120 in, 240 out: branch 120, pooled 120
+        labels = flow.unit_source_groups(unit, flow.equal_parts(120, 3), 3)
+        pooled = np.repeat([0, 1, 2], 40)
+        expected = np.r_[pooled, pooled] if layout == "official" else np.r_[np.repeat([0, 1, 2], 40), pooled]
+        assert np.array_equal(labels, expected)
+        assert flow.describe_source_groups(labels).startswith("0-39: group 1, 40-79: group 2")
+    assert flow.cross_group_share(np.ones((2, 3)), 3, np.array([0, 2])) == pytest.approx(4 / 6)
+
+
+# --- the settings grid: every option of every control on the Channel shuffle and Information flow pages ------
+
+def paper_map(channels: int, groups: int) -> np.ndarray:
+    """The paper's index map written out with numpy: a (g, C/g) grid read column by column."""
+    return np.arange(channels).reshape(groups, channels // groups).T.ravel()
+
+
+def test_channel_shuffle_grid_every_channel_and_group_count():
+    """Section 1: every C in 1..96 and g in 1..8 the number inputs accept."""
+    for channels in range(1, flow.MAX_ANIMATION_CHANNELS + 1):
+        for groups in range(1, flow.MAX_ANIMATION_GROUPS + 1):
+            problem = flow.shuffle_setting_problem(channels, groups)
+            assert (problem is None) == (groups <= channels and channels % groups == 0), (channels, groups)
+            if problem:
+                continue
+            expected = paper_map(channels, groups)
+            permutation = shuffle_permutation(channels, groups)
+            assert np.array_equal(permutation.numpy(), expected)
+            final = flow.shuffle_animation(channels, groups, steps_between=1).positions[-1][:, 0].astype(int)
+            assert np.array_equal(expected[final], np.arange(channels))  # channel perm[i] ends at slot i
+            per_group = channels // groups
+            distinct = [len({int(c) // per_group for c in expected[k * per_group:(k + 1) * per_group]})
+                        for k in range(groups)]
+            caption = flow.shuffle_mixing_caption(permutation, groups)
+            if groups == 1:
+                assert "nothing to exchange" in caption
+            elif np.array_equal(expected, np.arange(channels)):  # C = g: one channel per group stays in place
+                assert "is the identity" in caption and per_group == 1 and max(distinct) == 1
+            elif min(distinct) == groups:
+                assert f"from all {groups} groups" in caption and "only" not in caption
+                assert per_group >= groups
+            else:
+                assert per_group < groups and min(distinct) == per_group
+                low, high = min(distinct), max(distinct)
+                assert f"from only {low if low == high else f'{low} to {high}'} of the {groups} groups" in caption
+
+
+@pytest.mark.parametrize("layers", [2, 3, 4])
+@pytest.mark.parametrize("groups", [2, 3, 4])
+@pytest.mark.parametrize("per_group", [2, 3, 4])
+def test_figure1_grid_every_slider_setting(layers, groups, per_group):
+    """Section 2: every setting of the three sliders; the metrics and every sentence of the caption against sets
+    of groups propagated channel by channel."""
+    channels = groups * per_group
+    own = [c // per_group for c in range(channels)]
+    order = paper_map(channels, groups)
+
+    def propagate(shuffle: bool) -> list[list[set]]:
+        reach, after_conv = [{own[c]} for c in range(channels)], []
+        for layer in range(layers):
+            if layer and shuffle:
+                reach = [reach[order[i]] for i in range(channels)]
+            reach = [set().union(*(reach[i] for i in range(channels) if own[i] == own[j])) for j in range(channels)]
+            after_conv.append(reach)
+        return after_conv
+
+    stacks = [flow.stacked_group_convs(channels, groups, layers, shuffle) for shuffle in (False, True)]
+    caption = flow.figure1_caption(*stacks)
+    plain, shuffled = propagate(False), propagate(True)
+    every = [sum(len(r) == groups for r in result[-1]) for result in (plain, shuffled)]
+    assert [s.outputs_hearing_every_group for s in stacks] == every
+    assert caption.startswith(f"Without shuffle, {every[0]} of {channels} output channels hear every group, each "
+                              f"only its own")
+    heard = [len(r) for r in shuffled[1]]
+    if min(heard) == groups:
+        assert f"each output channel hears all {groups} groups." in caption
+        assert "only when" not in caption
+    else:
+        assert f"each output channel hears {min(heard)} of the {groups} groups" in caption  # uniform here
+        assert f"reads C/g = {per_group} channels" in caption and per_group < groups
+        assert "every output channel hears all groups" not in caption
+    if layers > 2:
+        first_full = next((k + 1 for k, r in enumerate(shuffled) if all(len(s) == groups for s in r)), None)
+        assert f"After all {layers} convolutions with shuffles, {every[1]} of {channels} hear every group" in caption
+        assert (f"from GConv {first_full} on" in caption) == (first_full is not None)
+
+
+def unit_models(cifar_models, imagenet):
+    return list(cifar_models) + list(imagenet.values())
+
+
+def test_channel_shuffle_grid_every_unit_of_every_model(cifar_pair, imagenet_models):
+    """Section 3: every unit the selectbox offers, for every model the app loads (both layouts)."""
+    for loaded in unit_models(cifar_pair, imagenet_models):
+        groups, official = loaded.groups, loaded.model.config.layout == "official"
+        for name, unit in zip(loaded.model.unit_names(), loaded.model.units()):
+            channels = unit.mid_channels
+            permutation = flow.applied_permutation(unit.shuffle, channels)
+            if groups == 1:
+                expected = np.arange(channels)
+            elif official:  # (C/g, g) grid read column by column: the inverse of the paper's map
+                expected = np.arange(channels).reshape(channels // groups, groups).T.ravel()
+            else:
+                expected = paper_map(channels, groups)
+            assert np.array_equal(permutation.numpy(), expected), (loaded.name, name)
+            parts = flow.describe_unit_parts(unit, mark="")
+            assert ("3x3 DWConv" in parts.split("shuffle")[0]) == official, parts
+            caption = flow.unit_shuffle_caption(permutation, groups, unit.shuffle.enabled)
+            if groups == 1:
+                assert caption.startswith("Identity (one group)")
+                continue
+            counts = np.zeros((groups, groups), dtype=int)
+            for slot, source in enumerate(expected):
+                counts[slot // (channels // groups), source // (channels // groups)] += 1
+            rows = [", ".join(str(n) for n in row) for row in counts]
+            assert (rows[0] in caption) and all(row in caption for row in rows)
+            assert ("inverse" in caption) == official
+            assert caption.endswith("every group hears every group.") == bool((counts > 0).all())
+
+
+@pytest.fixture(scope="module", params=["cifar10", "imagenet"])
+def grid_pair(request):
+    """The model pairs the Information flow page is built for: CIFAR-10 g=1 / g=3 (shipped) and the official
+    ImageNet g=3 / g=8 (from the mirror); inputs of 32 px keep the sweep fast (no claim depends on the size)."""
+    if request.param == "cifar10":
+        return request.getfixturevalue("cifar_pair")
+    models = request.getfixturevalue("imagenet_models")
+    return models["imagenet_official_g3_w0.5"], models["imagenet_official_g8_w0.5"]
+
+
+def flow_views(pair):
+    import ui_flow
+
+    return ui_flow.flow_views(pair)
+
+
+def test_information_flow_grid_every_stage_start_unit_and_span(grid_pair):
+    """Every stage, every start point, every unit of the structure slider and both spans, for every view of the
+    pair: the matrices, the counts and every claim of the captions against the probed forward passes."""
+    views = flow_views(grid_pair)
+    off_view = views[-1]
+    models = {view.title: (next(m for m in grid_pair if m.name == view.name).model if view.shuffle else
+                           with_shuffle(next(m for m in grid_pair if m.name == view.name).model, False))
+              for view in views}
+    unshuffled = {title: with_shuffle(model, False) for title, model in models.items()}
+    torch.manual_seed(0)
+    x = torch.randn(1, 3, 32, 32)
+    grouped = models[off_view.title]
+    probe_cache = {}
+    mixing = flow.mixing_without_shuffle(grouped)
+    for stage in STAGE_NAMES:
+        for after, _ in enumerate(flow.stage_points(grouped, stage)):
+            counts_by_step, probes = {}, {}
+            for view in views:
+                model, g = models[view.title], view.groups
+                units = [unit for _, unit in flow.stage_units(model, stage)[after:]]
+                steps = flow.stage_reachability(model, stage, after, g)
+                probes[view.title] = probe_span(units, probe_cache)
+                first_off = probe_span([getattr(unshuffled[view.title], stage)[after]], probe_cache)[0]
+                labels = independent_source_groups(units[0], first_off, g, len(units))
+                columns = np.arange(steps[0].connectivity.shape[1]) * g // steps[0].connectivity.shape[1]
+                for index, (step, probed) in enumerate(zip(steps, probes[view.title])):
+                    assert np.array_equal(step.connectivity.numpy(), probed), (view.title, stage, after, index)
+                    assert np.array_equal(step.source_groups, labels)
+                    heard = np.stack([probed[:, columns == k].any(axis=1) for k in range(g)], axis=1)
+                    own_only = sum(heard[j].sum() == 1 and heard[j, labels[j]] for j in range(len(labels)))
+                    counts = flow.reach_counts(step.connectivity, step.source_groups, g)
+                    assert (counts.hear_every_group, counts.hear_own_group_only, counts.hear_one_channel,
+                            counts.hear_every_channel) == (int(heard.all(axis=1).sum()), own_only,
+                                                           int((probed.sum(axis=1) == 1).sum()),
+                                                           int(probed.all(axis=1).sum()))
+                    counts_by_step.setdefault(index, []).append((view.title, counts, units[0]))
+            first_name, first_unit = flow.stage_units(grouped, stage)[after]
+            for index, view_counts in counts_by_step.items():
+                caption = flow.structure_caption(view_counts, off_view.title, first_name, index)
+                for title, counts, _ in view_counts:
+                    share = probes[title][index].mean()
+                    if counts.hear_every_channel == counts.outputs:
+                        assert f"{title}: all {counts.outputs} output channels hear every start channel." in caption
+                    else:
+                        assert (f"{title}: {counts.hear_every_group} of {counts.outputs} output channels hear all "
+                                f"{counts.groups} groups") in caption
+                        assert f"({share:.1%} of channel pairs connected)" in caption
+                if index == 0 and first_unit.stride == 2:
+                    for title, _, _ in view_counts:
+                        pattern = probes[title][0]
+                        single = pattern.sum(axis=1) == 1  # pooled copies: one start channel each
+                        ceiling = (~single).sum() / len(pattern) + single.sum() / pattern.size
+                        assert f"{ceiling:.1%} ({title})" in caption and pattern.mean() <= ceiling + 1e-12
+                off = next(counts for title, counts, _ in view_counts if title == off_view.title)
+                assert (f"{off_view.title}: every output channel hears only the group it came from." in caption) == (
+                    off.hear_own_group_only == off.outputs)
+            for units in (1, None):
+                measured = {view.title: flow.measure_influence(models[view.title], x, stage, after, units,
+                                                               view.groups) for view in views}
+                for view in views:
+                    result = measured[view.title]
+                    structure = probes[view.title][-1 if units is None else 0]
+                    assert not np.any((result.matrix > 0) & ~structure)
+                    labels = result.row_groups
+                    columns = np.arange(result.matrix.shape[1]) * view.groups // result.matrix.shape[1]
+                    crossing = result.matrix[labels[:, None] != columns[None, :]].sum() / result.matrix.sum()
+                    assert result.cross_group_share == pytest.approx(crossing, abs=1e-12)
+                names = [name for name, _ in flow.stage_units(grouped, stage)[after:]][:units]
+                on_title = next(v.title for v in views[:-1] if v.name == off_view.name)
+                caption = flow.influence_caption(off_view.title, measured[off_view.title], on_title,
+                                                 measured[on_title], flow.mixing_in_span(mixing, names))
+                off_share = measured[off_view.title].cross_group_share
+                assert (f"{off_view.title}: exactly 0%" in caption) == (off_share == 0)
+                if off_share > 0:
+                    assert f"{off_view.title}: {flow.format_share(off_share)} crosses even without the shuffle" \
+                        in caption
+                    # Something in the span must mix groups with the shuffle off: the probe says where.
+                    assert flow.mixing_in_span(mixing, names), (stage, after, units)

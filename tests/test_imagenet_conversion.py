@@ -1,15 +1,17 @@
-"""The opt-in ImageNet weights: conversion from the imgclsmob layout, checked offline with pytorchcv."""
+"""The opt-in ImageNet weights: conversion from the imgclsmob and official layouts, checked offline."""
 
 import hashlib
 import io
 import zipfile
+from dataclasses import replace
 
 import pytest
 import torch
 from pytorchcv.models import shufflenet as reference
 
 from shufflenet_viz import imagenet
-from shufflenet_viz.imagenet import PUBLISHED, PublishedWeights, convert_imgclsmob_state_dict, fetch_imagenet
+from shufflenet_viz.imagenet import (CATALOGUE, convert_imgclsmob_state_dict, convert_megvii_state_dict,
+                                     fetch_imagenet, find_checkpoint)
 from shufflenet_viz.model import build_model
 from shufflenet_viz.weights import WeightsError, load_model, read_manifest
 
@@ -47,12 +49,21 @@ def test_converted_state_dict_gives_identical_logits(groups, width):
 def test_unknown_keys_are_refused():
     with pytest.raises(WeightsError, match="unexpected"):
         convert_imgclsmob_state_dict({"features.extra.weight": torch.zeros(1)})
+    with pytest.raises(WeightsError, match="unexpected"):
+        convert_megvii_state_dict({"module.features.0.branch_proj.weight": torch.zeros(1)})
+    with pytest.raises(WeightsError, match="unexpected"):
+        convert_megvii_state_dict({"module.features.16.branch_main_1.0.weight": torch.zeros(1)})
 
 
-def test_published_urls_follow_the_release_pattern():
-    assert PUBLISHED[(3, 1.0)].url == ("https://github.com/osmr/imgclsmob/releases/download/v0.0.244/"
-                                       "shufflenet_g3_w1-1348-ce54f64e.pth.zip")
-    assert len(PUBLISHED) == 6
+def test_catalogue_urls_and_choices():
+    assert CATALOGUE["imagenet_osmr_g3_w1"].url == ("https://github.com/osmr/imgclsmob/releases/download/v0.0.244/"
+                                                    "shufflenet_g3_w1-1348-ce54f64e.pth.zip")
+    assert CATALOGUE["imagenet_official_g8_w0.5"].url.endswith(
+        "/91c592561ecb3512b465db1e2c01cedb0f5cbad0/weights/ShuffleNetV1/Group8/models/0.5x.pth.tar")
+    assert find_checkpoint(3, 0.5).source == "official"  # the official one where both exist
+    assert find_checkpoint(3, 0.5, "osmr").name == "imagenet_osmr_g3_w0.5"
+    with pytest.raises(WeightsError, match="available"):
+        find_checkpoint(8, 1.0)
 
 
 def _zipped(state) -> tuple[bytes, str]:
@@ -65,28 +76,35 @@ def _zipped(state) -> tuple[bytes, str]:
     return archive.getvalue(), hashlib.sha1(pth).hexdigest()
 
 
-def test_fetch_verifies_converts_and_registers(tmp_path, monkeypatch):
+def test_fetch_verifies_converts_and_registers_a_zipped_release(tmp_path):
     payload, sha1 = _zipped(_reference_model(1, 0.5).state_dict())
-    monkeypatch.setitem(PUBLISHED, (1, 0.5), PublishedWeights("shufflenet_g1_wd2", "v0", "2261", sha1))
-    name = fetch_imagenet(1, 0.5, tmp_path, progress=False, download=lambda url, progress: payload)
-    loaded = load_model(name, tmp_path)
-    assert name == "imagenet_g1_w0.5" and len(loaded.classes) == 1000 and loaded.classes[0] == "tench"
+    checkpoint = replace(CATALOGUE["imagenet_osmr_g1_w0.5"], sha1=sha1)
+    (tmp_path / "mirror").mkdir()
+    (tmp_path / "mirror" / checkpoint.file_name).write_bytes(payload)
+    name = fetch_imagenet(checkpoint, tmp_path / "fetched", mirror=str(tmp_path / "mirror"))
+    loaded = load_model(name, tmp_path / "fetched")
+    assert name == "imagenet_osmr_g1_w0.5" and len(loaded.classes) == 1000 and loaded.classes[0] == "tench"
     assert loaded.preprocessing.kind == "imagenet" and loaded.preprocessing.input_size == 224
-    assert [p.name for p in tmp_path.iterdir() if p.suffix == ".tmp"] == []
+    assert loaded.entry["provenance"]["published_sha1"] == sha1
+    assert sorted(p.name for p in (tmp_path / "fetched").iterdir()) == ["imagenet_osmr_g1_w0.5.pt", "manifest.json"]
 
 
-def test_fetch_refuses_a_bad_checksum_and_leaves_weights_unchanged(tmp_path, monkeypatch):
+def test_fetch_refuses_a_bad_checksum_and_changes_nothing(tmp_path):
     payload, _ = _zipped(_reference_model(1, 0.5).state_dict())
+    checkpoint = CATALOGUE["imagenet_osmr_g1_w0.5"]
+    (tmp_path / checkpoint.file_name).write_bytes(payload)
+    offline_source = replace(checkpoint, url=str(tmp_path / "no-such-file"))  # never the real publisher
     with pytest.raises(WeightsError, match="sha1 mismatch"):
-        fetch_imagenet(1, 0.5, tmp_path, progress=False, download=lambda url, progress: payload)
-    assert list(tmp_path.iterdir()) == [] and read_manifest(tmp_path) == {}
+        fetch_imagenet(offline_source, tmp_path / "fetched", mirror=str(tmp_path))
+    assert not (tmp_path / "fetched").exists() and read_manifest(tmp_path / "fetched") == {}
 
 
-def test_fetch_offline_fails_clearly(tmp_path, monkeypatch):
+def test_fetch_offline_fails_clearly_and_writes_nothing(tmp_path, monkeypatch):
     def offline(*args, **kwargs):
         raise OSError("Name or service not known")
 
     monkeypatch.setattr(imagenet.urllib.request, "urlopen", offline)
-    with pytest.raises(WeightsError, match="Are you online"):
-        fetch_imagenet(3, 1.0, tmp_path, progress=False)
+    monkeypatch.delenv(imagenet.MIRROR_ENV, raising=False)
+    with pytest.raises(WeightsError, match="Offline\\? Point --mirror"):
+        fetch_imagenet(CATALOGUE["imagenet_official_g3_w0.5"], tmp_path / "fetched")
     assert list(tmp_path.iterdir()) == []

@@ -21,15 +21,15 @@ UPLOADS = 200
 WARM_UP = 20
 WINDOW = 20  # uploads whose median resident memory is compared: the ones after warm-up, and the last ones
 ALLOWED_GROWTH_MB = 100
-# The one cache without a bound: the model loader, called with the weights folder only (one entry per process).
+# The one cache without a bound: the model loader, called with the weights folders only (one entry per process).
 UNBOUNDED_ALLOWED = {("ui.py", "_load_all")}
 CACHE_DECORATORS = ("cache_data", "cache_resource")
 LIBC = ctypes.CDLL(ctypes.util.find_library("c")) if ctypes.util.find_library("c") else None
 
 
 def streamlit_sources() -> list[Path]:
-    """The files that may declare Streamlit caches: the shared helper module and every page."""
-    return [ROOT / "ui.py", *sorted((ROOT / "pages").glob("*.py"))]
+    """The files that may declare Streamlit caches: the shared helper modules and every page."""
+    return [ROOT / "ui.py", *sorted(ROOT.glob("ui_*.py")), *sorted((ROOT / "pages").glob("*.py"))]
 
 
 def cache_declarations(path: Path) -> list[tuple[str, str, dict]]:
@@ -75,7 +75,7 @@ def test_the_model_loader_is_the_only_unbounded_cache_and_takes_one_key():
     assert decorator == "cache_resource" and "max_entries" not in keywords
     loader = next(node for node in ast.walk(ast.parse((ROOT / "ui.py").read_text()))
                   if isinstance(node, ast.FunctionDef) and node.name == "_load_all")
-    assert [a.arg for a in loader.args.args] == ["weights_dir"]
+    assert [a.arg for a in loader.args.args] == ["weights_dirs"]
 
 
 def app_pages() -> list[str]:
@@ -101,13 +101,16 @@ def resident_mb() -> float:
     return psutil.Process().memory_info().rss / 2**20
 
 
-def test_200_uploads_through_every_page_keep_memory_bounded(app_test, upload_picture, cifar_pair):
+def test_200_uploads_through_every_page_keep_memory_bounded(app_test, upload_picture, cifar_pair, with_imagenet):
     """Each upload is made on the next page in turn, so that page runs on the new picture: every page sees
-    200 / len(pages) different pictures (more than its caches hold) at the cost of one run per upload."""
+    200 / len(pages) different pictures (more than its caches hold) at the cost of one run per upload. Every
+    model is installed (the shipped ones and the ImageNet ones), and the pages run the default ImageNet pair."""
     pages = app_pages()
     assert "pages/classify.py" in pages
     at = app_test()
     assert not at.exception
+    assert [at.session_state[key] for key in ("lens_model_left", "lens_model_right")] == \
+        ["imagenet_official_g3_w0.5", "imagenet_official_g8_w0.5"]
     resident = []
     for index in range(UPLOADS):
         page = pages[index % len(pages)]

@@ -108,3 +108,54 @@ def test_with_shuffle_returns_a_switched_copy():
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         assert not torch.allclose(model(x), off(x))
+
+
+# --- the two unit layouts: the paper's figure (and osmr) and the official code ----------------------------------
+
+def test_official_shuffle_is_the_inverse_index_map():
+    # Official code: reshape to (C/g, g) = rows (0 1 2) (3 4 5), transpose, flatten -> [0 2 4 1 3 5] read back.
+    assert shuffle_permutation(6, 3, inverse=True).tolist() == [0, 3, 1, 4, 2, 5]
+    paper, official = shuffle_permutation(12, 3), shuffle_permutation(12, 3, inverse=True)
+    assert torch.equal(official, inverse_permutation(paper))
+    x = torch.randn(2, 12, 3, 3)
+    assert torch.equal(ChannelShuffle(3, inverse=True)(ChannelShuffle(3)(x)), x)
+    assert torch.equal(ChannelShuffle(3, inverse=True)(x), x[:, official])
+    assert ChannelShuffle(3, enabled=False, inverse=True).permutation(12).tolist() == list(range(12))
+
+
+def test_layouts_place_the_shuffle_and_the_shortcut_as_published():
+    paper, official = build_model(3, 0.5, 1000), build_model(3, 0.5, 1000, layout="official")
+    assert paper.stage2.unit1.part_order()[2:5] == ("compress_relu", "shuffle", "depthwise_conv")
+    assert official.stage2.unit1.part_order()[3:7] == ("depthwise_conv", "depthwise_bn", "shuffle", "expand_conv")
+    # 0.5x g=3 stage 2 unit 1: 12 stem channels pooled, 108 made by the branch, bottleneck 120/4 = 30.
+    unit = official.stage2.unit1
+    assert (unit.mid_channels, unit.branch_channels, unit.shortcut_channels) == (30, 108, 12)
+    assert (unit.shortcut_slice(), unit.branch_slice()) == (slice(0, 12), slice(12, 120))
+    assert (paper.stage2.unit1.branch_slice(), paper.stage2.unit1.shortcut_slice()) == (slice(0, 108),
+                                                                                         slice(108, 120))
+    assert official.stage2.unit2.shortcut_slice() is None and official.stage2.unit2.branch_slice() == slice(0, 120)
+    assert official.classifier.bias is None and paper.classifier.bias is not None
+    assert official.config.name == "shufflenet_v1_g3_w0.5-official"
+
+
+def test_the_official_stride2_output_puts_the_pooled_input_first():
+    unit = build_model(3, 0.5, 1000, layout="official").eval().stage2.unit1
+    x = torch.rand(1, 12, 8, 8)
+    with torch.no_grad():
+        out = unit(x)
+    assert torch.allclose(out[:, unit.shortcut_slice()], torch.nn.functional.avg_pool2d(x, 3, 2, 1))
+
+
+def test_official_layout_ablation_switches_the_same_module():
+    model = build_model(8, 0.5, 1000, layout="official").eval()
+    off = with_shuffle(model, False)
+    assert [name for name, m in off.named_modules() if isinstance(m, ChannelShuffle)][0] == "stage2.unit1.shuffle"
+    assert all(not m.enabled and m.inverse for m in off.modules() if isinstance(m, ChannelShuffle))
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert not torch.allclose(model(x), off(x))
+
+
+def test_unknown_layout_is_refused():
+    with pytest.raises(ValueError, match="layout must be one of"):
+        build_model(3, 1.0, 10, layout="megvii")

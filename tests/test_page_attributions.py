@@ -52,7 +52,13 @@ def test_integrated_gradients_overlays_delta_and_group_bars(page, cifar_pair, up
         bars = page_chart(at, f"at_groups_{side}")["data"]
         assert len(bars) == 1 and bars[0]["x"] == [f"group {k + 1}" for k in range(loaded.groups)]
         groups = attribute_groups(loaded.model, x, "stage4.unit4", target, n_steps=50, baseline=black)
-        np.testing.assert_allclose(plotly_array(bars[0]["y"]), groups.per_group, rtol=1e-6, atol=1e-9)
+        # Bar heights: each group's sum of |channel attribution|; labels: its share of all channels' sum.
+        sizes = [np.abs(groups.per_channel[k * (groups.per_channel.size // loaded.groups):
+                                           (k + 1) * (groups.per_channel.size // loaded.groups)]).sum()
+                 for k in range(loaded.groups)]
+        np.testing.assert_allclose(plotly_array(bars[0]["y"]), sizes, rtol=1e-6, atol=1e-9)
+        assert bars[0]["text"] == [f"{size / np.abs(groups.per_channel).sum():.0%}" for size in sizes]
+        np.testing.assert_allclose(plotly_array(bars[0]["customdata"]), groups.per_group, rtol=1e-6, atol=1e-9)
     downloads = at.get("download_button")
     assert [d.proto.label for d in downloads] == ["PNG", ".npy", "PNG", ".npy"]
 
@@ -85,5 +91,27 @@ def test_every_method_renders_for_both_models(page, cifar_pair):
         at.selectbox(key="at_method").set_value(method).run()
         assert not at.exception and not at.main.error and not at.main.warning, method
         assert len([c for c in at.get("plotly_chart") if "at_overlay_" in c.proto.id]) == 2, method
-    assert "16 window positions per model." in [c.value for c in at.caption]
+    occlusion_caption = " ".join(c.value for c in at.caption)
+    assert all(f"{m.label}: 4 x 4 = 16 window positions on 64x64" in occlusion_caption for m in cifar_pair)
     assert [s.value for s in at.slider if s.key in ("at_occ_window", "at_occ_stride")] == [16, 16]
+
+
+def test_occlusion_caption_and_groups_caption_state_the_computed_numbers(page, cifar_pair, uploaded):
+    """Issue 14, findings 6 and 3: window 8, stride 3 is 20 x 20 = 400 windows (Captum's count), and the
+    per-group caption names the shares of |attribution| with the pooled stem channels at stage2.unit1."""
+    at = page
+    at.session_state["at_occ_window"] = 8
+    at.session_state["at_occ_stride"] = 3
+    at.selectbox(key="at_method").set_value("occlusion")
+    at.selectbox(key="at_group_unit").set_value("stage2.unit1").run()
+    assert not at.exception and not at.main.error
+    text = " ".join(c.value for c in at.caption)
+    assert all(f"{m.label}: 20 x 20 = 400 window positions on 64x64" in text for m in cifar_pair)
+    _, per_model = uploaded
+    for side, (loaded, (x, black, answer)) in enumerate(zip(cifar_pair, per_model)):
+        groups = attribute_groups(loaded.model, x, "stage2.unit1", answer.predicted_index, n_steps=50,
+                                  baseline=black)
+        stem = np.abs(groups.per_channel[-24:]).sum() / np.abs(groups.per_channel).sum()
+        assert f"the 24 pooled stem channels (no group) {stem:.0%}" in text
+        bars = page_chart(at, f"at_groups_{side}")["data"][0]
+        assert bars["x"][-1] == "no group (pooled stem channels)" and bars["text"][-1] == f"{stem:.0%}"

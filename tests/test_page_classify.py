@@ -1,5 +1,7 @@
 """The Classify page with a picture uploaded through the sidebar: what it shows equals the library's answers."""
 
+from dataclasses import replace
+
 import pytest
 
 from conftest import page_chart
@@ -73,3 +75,73 @@ def test_model_cards_show_the_manifest_metrics_when_opened(classified, cifar_pai
         assert dict(zip(per_class["y"], per_class["x"])) == metrics["per_class_accuracy"]
     markdown = " ".join(m.value for m in at.main.markdown)
     assert all(m.entry["training"]["hardware"] in markdown for m in cifar_pair)
+
+
+# --- with the ImageNet models installed ---------------------------------------------------------------------
+
+SAMPLE_ANSWERS = {"cat.jpg": ("Egyptian cat", "tabby", "tiger cat"), "dog.jpg": ("German shepherd",),
+                  "coffee_cup.jpg": ("espresso",)}
+
+
+def test_with_imagenet_installed_a_visitor_first_sees_a_right_answer(app_test, with_imagenet):
+    import ui
+
+    at = app_test()
+    assert not at.exception
+    assert at.selectbox(key=ui.PAIR_KEY).value == "g=3 vs g=8, ImageNet-1k, official 0.5x"
+    assert [at.selectbox(key=key).value for key in ui.MODEL_KEYS] == list(ui.PAIR_PRESETS[0][1:])
+    for sample, classes in SAMPLE_ANSWERS.items():
+        at.selectbox(key=ui.SAMPLE_KEY).set_value(sample).run()
+        assert not at.exception and len(at.success) == 1, sample
+        said = at.success[0].value.split("both say **")[1].split("**")[0]
+        assert said in classes, (sample, at.success[0].value)
+        for side in range(2):
+            assert len(page_chart(at, f"top_k_{side}")["data"][0]["y"]) == 5  # five bars, never 1000
+
+
+def test_comparison_presets_set_both_models(app_test, with_imagenet):
+    import ui
+
+    at = app_test()
+    presets = at.selectbox(key=ui.PAIR_KEY).options
+    assert presets[:2] == ["g=3 vs g=8, ImageNet-1k, official 0.5x",
+                           "g=1 vs g=3, CIFAR-10, trained here with one recipe"] and presets[-1] == ui.ANY_PAIR
+    assert presets[2:-1] == [label for label, *_ in ui.available_presets(ui.loaded_models())][2:]
+    at.selectbox(key=ui.PAIR_KEY).set_value(presets[1]).run()
+    assert [at.selectbox(key=key).value for key in ui.MODEL_KEYS] == ["cifar10_g1", "cifar10_g3"]
+    at.selectbox(key=ui.MODEL_KEYS[1]).set_value("imagenet_osmr_g3_w0.25").run()  # any two: dataset mixed
+    assert not at.exception and at.selectbox(key=ui.PAIR_KEY).value == ui.ANY_PAIR
+    assert at.main.subheader[1].value == "ImageNet-1k g=3 (0.25x, osmr)"
+
+
+def test_model_card_of_a_published_model_names_its_source(app_test, with_imagenet):
+    at = app_test()
+    at.session_state["model_card_0"] = True
+    at.run()
+    assert not at.exception
+    assert [m.value for m in at.metric if m.label == "Top-1 accuracy (reported)"] == ["57.3%"]
+    card = " ".join(m.value for m in at.main.markdown)
+    assert "MIT (megvii-model/ShuffleNet-Series)" in card and "BGR" in card
+    assert "shuffle after the 3x3 depthwise conv" in card
+
+
+def test_the_sidebar_button_installs_the_imagenet_models(app_test, tmp_path, monkeypatch):
+    import ui
+    from conftest import IMAGENET_MIRROR
+    from shufflenet_viz import imagenet, weights
+
+    monkeypatch.setattr(weights, "FETCHED_DIR", tmp_path)
+    monkeypatch.setattr(imagenet, "FETCHED_DIR", tmp_path)
+    for name, checkpoint in list(imagenet.CATALOGUE.items()):  # the publishers are never reached from a test
+        monkeypatch.setitem(imagenet.CATALOGUE, name, replace(checkpoint, url="http://127.0.0.1:9/gone"))
+    at = app_test()
+    assert [at.selectbox(key=key).value for key in ui.MODEL_KEYS] == ["cifar10_g1", "cifar10_g3"]
+    at.text_input(key=ui.MIRROR_KEY).input(str(tmp_path / "empty")).run()
+    at.button[0].click().run()  # offline: a clear message, nothing installed, the app keeps working
+    assert not at.exception and list(tmp_path.iterdir()) == []
+    assert "was not installed" in at.sidebar.error[0].value and "--mirror DIR" in at.sidebar.error[0].value
+    at.text_input(key=ui.MIRROR_KEY).input(str(IMAGENET_MIRROR)).run()
+    at.button[0].click().run()
+    assert not at.exception
+    assert [at.selectbox(key=key).value for key in ui.MODEL_KEYS] == list(ui.PAIR_PRESETS[0][1:])
+    assert "Installed imagenet_official_g3_w0.5" in at.sidebar.success[0].value

@@ -1,6 +1,8 @@
 """The Feature maps page with a picture uploaded through the sidebar: what its grids show is exactly the
 captured tensors of that picture, tile for tile, with group frames, pages and orderings as chosen."""
 
+from urllib.parse import parse_qsl
+
 import numpy as np
 import pytest
 
@@ -116,6 +118,44 @@ def test_partial_last_page_stem_and_channel_inspector(page, cifar_pair, uploaded
     assert not at.exception
     for side in (0, 1):
         stem = page_chart(at, f"fm_grid_{side}")
-        assert tiles_by_role(stem, FRAME_NAME) == {"stem (no groups)": 24}
+        assert tiles_by_role(stem, FRAME_NAME) == {"no group (dense conv)": 24}
         np.testing.assert_array_equal(shown_cells(stem),
                                       expected_cells(uploaded_features[side]["stem"], np.arange(24)))
+
+
+def test_frames_show_where_channels_came_from_bars_who_reads_them(page, cifar_pair):
+    """Issue 14, finding 4: at stage3.unit1's output (branch then pooled shortcut) channel 100 came from group 2
+    and the next 1x1 GConv reads it in group 1; stage2.unit1's ungrouped first conv gives grey frames."""
+    at = page
+    at.selectbox(key="fm_layer").set_value("stage3.unit1")
+    at.selectbox(key="fm_view").set_value("output").run()
+    at.number_input(key="fm_channel_1_stage3.unit1.output_index").set_value(100).run()
+    assert not at.exception
+    large = page_chart(at, "fm_channel_1_stage3.unit1.output_index_figure")
+    assert large["layout"]["title"]["text"] == "Channel 100: from group 2, read by group 1"
+    grid_g3 = page_chart(at, "fm_grid_1")  # first page: channels 0..95 of 480
+    assert tiles_by_role(grid_g3, FRAME_NAME) == {"group 1": 80, "group 2": 16}  # branch groups of 80
+    assert tiles_by_role(grid_g3, GROUP_BAR_NAME) == {"group 1 (bar)": 96}  # the next unit reads 160 per group
+    # Frames (80 per block): 0 1 2 | 0 1 2 (shortcut); bars (160 per block): 0 0 1 | 1 2 2: four blocks differ.
+    assert any("differs from the frame for 320 of 480 channels" in c for c in captions(at))
+
+    at.selectbox(key="fm_layer").set_value("stage2.unit1")
+    at.selectbox(key="fm_view").set_value("compress_relu").run()
+    assert not at.exception
+    dense = page_chart(at, "fm_grid_1")
+    assert tiles_by_role(dense, FRAME_NAME) == {"no group (dense conv)": 60}
+    assert sum(tiles_by_role(dense, GROUP_BAR_NAME).values()) == 60  # read, once shuffled, by the 3 groups
+    assert any("Frames are grey (no group)" in c for c in captions(at))
+
+
+def test_a_unit_point_links_to_its_node_in_the_unit_diagram(app_on_page, sample_image_path):
+    at = app_on_page("pages/feature_maps.py", sample_image_path)
+    at.selectbox(key="fm_layer").set_value("stage3.unit2").run()
+    at.selectbox(key="fm_view").set_value("depthwise_bn").run()
+    assert not at.exception
+    links = [link for link in at.get("page_link")]
+    assert len(links) == 2
+    for link, model in zip(links, ("cifar10_g1", "cifar10_g3")):
+        assert link.proto.page.endswith("unit")  # the page's URL path
+        assert dict(parse_qsl(link.proto.query_string)) == {"model": model, "unit": "stage3.unit2",
+                                                            "node": "depthwise_bn"}

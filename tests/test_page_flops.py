@@ -1,5 +1,7 @@
 """The FLOPs page (with a picture uploaded, as a user arrives at it): totals, bars and tables equal flop_report."""
 
+import time
+
 import pytest
 
 from conftest import page_chart
@@ -7,6 +9,18 @@ from shufflenet_viz.flops import flop_report
 from shufflenet_viz.model import GROUPS, PAPER_MFLOPS
 
 PAGE = "pages/flops.py"
+TIMING_WAIT_S = 120
+
+
+def with_timings(at):
+    """Rerun the page until the background timings are shown (the page polls on a server; AppTest does not)."""
+    deadline = time.monotonic() + TIMING_WAIT_S
+    while not [m for m in at.metric if m.label == "Whole forward pass"]:
+        assert time.monotonic() < deadline, "the timings never arrived"
+        time.sleep(0.5)
+        at.run()
+        assert not at.exception, at.exception
+    return at
 
 
 def stacked_totals(figure: dict) -> list[float]:
@@ -61,7 +75,7 @@ def test_other_configuration_and_all_operations(app_on_page, sample_image_path):
 
 
 def test_measured_time_per_unit_beside_its_share_of_macs(flops_page):
-    at = flops_page
+    at = with_timings(flops_page)
     report = flop_report(3, 1.0, 224, 1000)
     units = at.dataframe[2].value  # Table 1, then the left and the right configuration
     assert list(units["unit"]) == [u.name for u in report.units]
@@ -73,3 +87,30 @@ def test_measured_time_per_unit_beside_its_share_of_macs(flops_page):
     assert share[0]["y"] == pytest.approx(list(units["mac_share_percent"]))
     downloads = [b.label for b in at.get("download_button")]
     assert downloads == ["Units as CSV (with times)", "Every op as CSV"] * 2
+
+
+def test_whole_forward_pass_is_measured_and_the_shares_explained_by_numbers(flops_page):
+    """Issue 14, finding 5: the whole-network time is a real forward pass, shown beside the units' sum."""
+    at = with_timings(flops_page)
+    forwards = [m.value for m in at.metric if m.label == "Whole forward pass"]
+    assert len(forwards) == 2
+    text = " ".join(c.value for c in at.caption)
+    for side, forward in enumerate(forwards):
+        units = at.dataframe[1 + side].value
+        assert f"A whole forward pass took {forward}" in text
+        total_ms = units["time_ms"].sum()
+        assert f"add up to {total_ms:.1f} ms" in text or f"add up to {total_ms - 0.05:.1f} ms" in text \
+            or f"add up to {total_ms + 0.05:.1f} ms" in text  # the table rounds each unit to 3 decimals
+    assert "once per server start" not in text
+
+
+def test_the_compared_models_own_architecture(app_on_page, sample_image_path):
+    """Issue 10: counting the models in the sidebar uses their input size, classes and layout."""
+    at = app_on_page(PAGE, sample_image_path)
+    at.radio(key="flops_source").set_value("models").run()
+    assert not at.exception
+    report = flop_report(3, 1.0, 64, 10)
+    macs = [m.value for m in at.metric if m.label == "Multiply-adds"]
+    assert macs[1] == f"{report.total_macs / 1e6:.1f} M"
+    assert f"{report.total_macs:,} multiply-adds, {report.total_params:,} parameters at 64x64 with 10 classes." in \
+        [c.value for c in at.caption]

@@ -66,7 +66,11 @@ def test_trained_models_apply_their_shuffle(page, cifar_pair):
         assert [links[i] for i in range(bottleneck)] == expected.tolist()
     captions = " ".join(c.value for c in page.caption)
     assert "Identity (one group)" in captions  # g=1
-    assert "group 1 takes 7, 7, 6 channels from groups 1 to 3" in captions  # g=3, 60 bottleneck channels
+    # g=3, 60 bottleneck channels in the paper's layout: each next group reads 7, 7, 6 channels in some order.
+    assert ("Shuffled with the paper's (g, C/g) index map: groups 1 to 3 of the next 1x1 GConv read 7, 7, 6 / "
+            "7, 6, 7 / 6, 7, 7 channels from groups 1 to 3, so every group hears every group.") in captions
+    text = " ".join(m.value for m in page.markdown)
+    assert "paper layout: 1x1 GConv \u2192 BN \u2192 ReLU \u2192 **shuffle** \u2192 3x3 DWConv" in text
 
 
 def test_other_unit_and_settings(page, cifar_pair):
@@ -95,3 +99,61 @@ def test_channels_not_divisible_by_groups_give_a_message(page):
     page.number_input(key="shuffle_channels").set_value(60)
     page.run()
     assert not page.error and "shuffle_animation" in page_charts(page)
+
+
+@pytest.mark.parametrize("groups, per_group", [(3, 2), (4, 2), (4, 3)])
+def test_figure1_caption_claims_all_groups_only_when_the_metric_says_so(page, groups, per_group):
+    """Issue 14, finding 2. Before: with fewer than g channels per group the metric said '0 of 6' (g=3 x 2),
+    '0 of 8' (4 x 2), '0 of 12' (4 x 3) while the caption said every output channel hears all groups."""
+    page.select_slider(key="shuffle_fig1_layers").set_value(2)
+    page.select_slider(key="shuffle_fig1_groups").set_value(groups)
+    page.select_slider(key="shuffle_fig1_per_group").set_value(per_group)
+    page.run()
+    assert not page.exception
+    channels = groups * per_group
+    shown = {m.label: m.value for m in page.metric}["Output channels that hear every group, with shuffle"]
+    assert shown == f"0 of {channels}"
+    captions = " ".join(c.value for c in page.caption)
+    assert "every output channel hears all groups" not in captions
+    assert (f"With one shuffle between two group convolutions each output channel hears {per_group} of the "
+            f"{groups} groups") in captions
+    assert f"at least g = {groups} channels per group" in captions
+
+
+def test_animation_caption_for_fewer_channels_per_group_than_groups(page):
+    """Issue 14, finding 2 (the animation): C=8, g=4 has 2 channels per group, so one shuffle reaches 2 groups."""
+    page.number_input(key="shuffle_channels").set_value(8)
+    page.number_input(key="shuffle_groups").set_value(4)
+    page.run()
+    assert not page.exception
+    captions = " ".join(c.value for c in page.caption)
+    assert "sees all groups" not in captions
+    assert "holds channels from only 2 of the 4 groups" in captions
+    page.number_input(key="shuffle_channels").set_value(60)
+    page.number_input(key="shuffle_groups").set_value(3)
+    page.run()
+    assert "holds channels from all 3 groups" in " ".join(c.value for c in page.caption)
+
+
+def test_official_imagenet_models_show_their_own_shuffle(with_imagenet, app_on_page, sample_image_path,
+                                                         imagenet_models):
+    import ui
+
+    at = app_on_page(PAGE, sample_image_path)
+    at.session_state[ui.MODEL_KEYS[0]] = "imagenet_official_g3_w0.5"
+    at.session_state[ui.MODEL_KEYS[1]] = "imagenet_official_g8_w0.5"
+    at.run()
+    assert not at.exception
+    found = page_charts(at)
+    for side, name in enumerate(("imagenet_official_g3_w0.5", "imagenet_official_g8_w0.5")):
+        loaded = imagenet_models[name]
+        channels, groups = loaded.model.stage2.unit2.mid_channels, loaded.groups
+        links = wiring_links(found[f"shuffle_unit_wiring_{side}"])
+        # The official (C/g, g) reshape: output channel i is input channel (i % (C/g)) * g + i // (C/g).
+        expected = [(i % (channels // groups)) * groups + i // (channels // groups) for i in range(channels)]
+        assert [links[i] for i in range(channels)] == expected
+        assert "after the 3x3 DWConv + BN" in found[f"shuffle_unit_wiring_{side}"]["layout"]["title"]["text"]
+    text = " ".join(m.value for m in at.markdown)
+    assert "official layout: 1x1 GConv \u2192 BN \u2192 ReLU \u2192 3x3 DWConv \u2192 BN \u2192 **shuffle**" in text
+    captions = " ".join(c.value for c in at.caption)
+    assert "the official code's (C/g, g) index map, the inverse of the paper's" in captions

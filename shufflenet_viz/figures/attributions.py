@@ -113,19 +113,25 @@ def attribution_figure(base: np.ndarray, values: np.ndarray, signed: bool, opaci
     return style(figure, title, height=460)
 
 
+UNGROUPED_BAR = "no group (pooled stem channels)"
+
+
 def group_bar_figure(result: GroupAttribution, title: str) -> go.Figure:
-    """One bar per channel group: its channels' summed attribution to the target, with its share."""
-    per_group, shares = result.per_group, result.shares
-    names = [f"group {g + 1}" for g in range(len(per_group))]
-    colours = [group_colour(g) for g in range(len(per_group))]
-    texts = [f"{share:.0%}" for share in shares]
-    figure = go.Figure(go.Bar(x=names, y=per_group, marker_color=colours, text=texts, textposition="outside",
-                              name="channel groups",
-                              hovertemplate="%{x}<br>attribution %{y:.3g}<br>share %{text}<extra></extra>"))
+    """One bar per channel group (and one for the channels of no group): the sum of its channels' |attribution|,
+    labelled with its share of all channels'; the hover adds the net (signed) sum."""
+    names = [f"group {g + 1}" for g in range(result.channel_groups.groups)]
+    sizes, shares, nets = list(result.magnitude_per_group), list(result.shares), list(result.per_group)
+    colours = [group_colour(g) for g in range(len(names))]
     if result.ungrouped is not None:
-        figure.add_trace(go.Bar(x=["stem channels (shortcut)"], y=[result.ungrouped], name="no group",
-                                marker_color=UNGROUPED_COLOUR,
-                                hovertemplate="%{x}<br>attribution %{y:.3g}<extra></extra>"))
-    figure.update_yaxes(title_text="attribution to the class", zeroline=True, zerolinecolor="#444")
+        names.append(UNGROUPED_BAR)
+        sizes.append(result.ungrouped_magnitude)
+        shares.append(result.ungrouped_share)
+        nets.append(result.ungrouped)
+        colours.append(UNGROUPED_COLOUR)
+    figure = go.Figure(go.Bar(x=names, y=sizes, marker_color=colours, text=[f"{share:.0%}" for share in shares],
+                              textposition="outside", customdata=nets, name="channel groups",
+                              hovertemplate="%{x}<br>sum of |attribution| %{y:.3g} (%{text})"
+                                            "<br>net %{customdata:+.3g}<extra></extra>"))
+    figure.update_yaxes(title_text="sum of |channel attribution|", rangemode="tozero")
     figure.update_layout(showlegend=False)
     return style(figure, title, height=380)

@@ -26,3 +26,81 @@ def style(figure: go.Figure, title: str | None = None, height: int | None = None
     if height is not None:
         figure.update_layout(height=height)
     return figure
+
+
+PROJECTOR_FONT_SIZE = 26  # read from the back of a room on a 1280x720 projector
+PROJECTOR_SCALE = 1.6  # markers and explicit text sizes
+PROJECTOR_LINE_SCALE = 1.6  # lines
+PROJECTOR_DENSE_MARKER = 12  # markers smaller than this sit side by side (a dot per group): they keep their size
+PROJECTOR_HEIGHT_SCALE = 1.2  # room for the larger type
+
+
+def _scaled(value, factor: float, at_least: float = 0):
+    """A size (a number or a list/array of numbers) times `factor`, sizes below `at_least` unchanged; anything
+    else unchanged."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value * factor if value >= at_least else value
+    if isinstance(value, (list, tuple)) and all(isinstance(v, (int, float)) for v in value):
+        return [v * factor if v >= at_least else v for v in value]
+    if hasattr(value, "dtype") and hasattr(value, "__mul__"):
+        return value * factor if float(value.min()) >= at_least else value
+    return value
+
+
+def _enlarge_font(container: dict, factor: float) -> None:
+    font = container.get("font") or container.get("textfont")
+    if isinstance(font, dict) and "size" in font:
+        font["size"] = _scaled(font["size"], factor)
+
+
+def _enlarge_trace(trace: dict) -> None:
+    marker = trace.get("marker")
+    if isinstance(marker, dict):
+        if "size" in marker:
+            marker["size"] = _scaled(marker["size"], PROJECTOR_SCALE, PROJECTOR_DENSE_MARKER)
+    line = trace.get("line")
+    if isinstance(line, dict):
+        line["width"] = _scaled(line.get("width", 2), PROJECTOR_LINE_SCALE)
+    _enlarge_font(trace, PROJECTOR_SCALE)
+
+
+def projector_style(figure: go.Figure) -> go.Figure:
+    """A copy of `figure` legible from the back of a room at 1280x720: larger type, markers and text in the
+    plot, thicker lines. Colours stay as they are (the palette is colour-blind safe); the original figure is
+    not changed, so a cached figure can be shown both ways."""
+    data = figure.to_dict()
+    layout = data.setdefault("layout", {})
+    layout.setdefault("font", {})["size"] = PROJECTOR_FONT_SIZE
+    factor = PROJECTOR_FONT_SIZE / FONT_SIZE
+    if isinstance(layout.get("height"), (int, float)):
+        layout["height"] = int(layout["height"] * PROJECTOR_HEIGHT_SCALE)
+    margin = layout.get("margin")
+    if isinstance(margin, dict) and isinstance(margin.get("t"), (int, float)):
+        margin["t"] = int(margin["t"] * factor)  # the title and a legend above the plot both grow
+    if layout.get("updatemenus") and layout.get("sliders"):
+        for slider in layout["sliders"]:  # the larger play buttons need more room left of the slider
+            slider["x"], slider["len"] = 0.34, 0.64
+    title = layout.get("title")
+    if isinstance(title, dict):
+        _enlarge_font(title, factor)
+    for key in ("annotations", "updatemenus", "sliders"):
+        for item in layout.get(key, []):
+            _enlarge_font(item, factor)
+    for shape in layout.get("shapes", []):
+        if isinstance(shape.get("line"), dict) and "width" in shape["line"]:
+            shape["line"]["width"] = _scaled(shape["line"]["width"], PROJECTOR_LINE_SCALE)
+    if isinstance(layout.get("legend"), dict):
+        _enlarge_font(layout["legend"], factor)
+    for key, axis in layout.items():
+        if key.startswith(("xaxis", "yaxis")) and isinstance(axis, dict):
+            tickfont = axis.get("tickfont")
+            if isinstance(tickfont, dict) and "size" in tickfont:
+                tickfont["size"] = _scaled(tickfont["size"], factor)
+            if isinstance(axis.get("title"), dict):
+                _enlarge_font(axis["title"], factor)
+    for trace in data.get("data", []):
+        _enlarge_trace(trace)
+    for frame in data.get("frames", []):
+        for trace in frame.get("data", []):
+            _enlarge_trace(trace)
+    return go.Figure(data, skip_invalid=False)

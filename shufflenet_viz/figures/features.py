@@ -25,7 +25,7 @@ TILE_PIXELS = 56  # on-screen height of one tile row, whatever the map's resolut
 
 
 def frame_colour(group: int) -> str:
-    """The colour of a channel group; grey for channels from the stem's dense conv."""
+    """The colour of a channel group; grey for channels of no group (made or read by a dense conv)."""
     return UNGROUPED_COLOUR if group == UNGROUPED else group_colour(group)
 
 
@@ -78,7 +78,7 @@ def mosaic(tiles: np.ndarray, columns: int = GRID_COLUMNS) -> Mosaic:
 
 
 def _group_name(group: int) -> str:
-    return "stem (no groups)" if group == UNGROUPED else f"group {group + 1}"
+    return "no group (dense conv)" if group == UNGROUPED else f"group {group + 1}"
 
 
 def _rectangles(x0: np.ndarray, x1: np.ndarray, y0: np.ndarray, y1: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -100,7 +100,8 @@ def feature_grid_figure(tiles: np.ndarray, channels: np.ndarray, frame_groups: n
                         title: str, bar_groups: np.ndarray | None = None,
                         columns: int = GRID_COLUMNS) -> go.Figure:
     """A grid of feature maps: (N, h, w) `tiles` of the given channel indices, each framed in the colour of
-    `frame_groups[i]`; `bar_groups` (optional) adds a bar under each tile in a second group's colour."""
+    `frame_groups[i]` (where the channel came from); `bar_groups` (optional) adds a bar under each tile in a
+    second group's colour (which group reads it next)."""
     tiles = np.asarray(tiles, dtype=np.float64)
     layout = mosaic(_scaled_per_tile(tiles), columns)
     raw = mosaic(tiles, columns).pixels

@@ -7,10 +7,8 @@ from typing import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
-import torch
-from plotly.subplots import make_subplots
 
-from ..flow import Influence
+from ..flow import Influence, equal_parts
 from ..inference import Classification
 from .common import FONT_SIZE, NEGATIVE_COLOUR, POSITIVE_COLOUR, style
 
@@ -43,64 +41,82 @@ def _bin_centres(count: int, size: int) -> np.ndarray:
     return np.arange(count) * size + (size - 1) / 2
 
 
-def _add_boundaries(figure: go.Figure, rows: int, columns: int, groups: int, column: int) -> None:
-    """Group boundaries as lines on one panel (channel coordinates)."""
-    for k in range(1, groups):
-        x = k * columns / groups - 0.5
-        y = k * rows / groups - 0.5
-        figure.add_shape(type="line", x0=x, x1=x, y0=-0.5, y1=rows - 0.5, line=dict(color=BOUNDARY_COLOUR, width=3),
-                         row=1, col=column)
-        figure.add_shape(type="line", x0=-0.5, x1=columns - 0.5, y0=y, y1=y, line=dict(color=BOUNDARY_COLOUR, width=3),
-                         row=1, col=column)
+def _boundaries(row_groups: np.ndarray, columns: int, groups: int, column: int) -> list[dict]:
+    """Group boundaries of one panel as line shapes (channel coordinates): between the `groups` equal parts of the
+    start channels, and wherever the group an output channel came from changes. Returned as plain shapes so a
+    figure sets all of them at once (adding shapes one by one costs more than the rest of the figure)."""
+    rows = len(row_groups)
+    axis = "" if column == 1 else str(column)
+    line = dict(type="line", xref=f"x{axis}", yref=f"y{axis}", line=dict(color=BOUNDARY_COLOUR, width=3))
+    shapes = [dict(line, x0=k * columns / groups - 0.5, x1=k * columns / groups - 0.5, y0=-0.5, y1=rows - 0.5)
+              for k in range(1, groups)]
+    shapes += [dict(line, x0=-0.5, x1=columns - 0.5, y0=change - 0.5, y1=change - 0.5)
+               for change in np.flatnonzero(np.diff(np.asarray(row_groups))) + 1]
+    return shapes
 
 
-def _matrix_panels(titles: Sequence[str], height: int) -> go.Figure:
-    figure = make_subplots(rows=1, cols=len(titles), subplot_titles=list(titles), horizontal_spacing=0.06)
-    figure.update_yaxes(autorange="reversed", showgrid=False, zeroline=False)
-    figure.update_xaxes(showgrid=False, zeroline=False)
-    figure.update_xaxes(title_text="from channel (start point)")
-    figure.update_yaxes(title_text="to channel", col=1)
-    figure.update_annotations(font=dict(size=FONT_SIZE + 4))  # the panel titles
-    return style(figure, None, height)
+_PANEL_SPACING = 0.06  # between panels, as a share of the figure's width
 
 
-def reachability_figure(panels: Sequence[tuple[str, torch.Tensor, int]]) -> go.Figure:
+def _matrix_figure(titles: Sequence[str], heatmaps: Sequence[dict], sizes: Sequence[tuple[int, int]],
+                   shapes: list[dict], height: int) -> go.Figure:
+    """Heatmap panels side by side, each with its own axes (ranges in channel coordinates, rows downwards),
+    built as one layout: plotly's subplot helpers and per-panel updates cost more than the data."""
+    count = len(titles)
+    width = (1 - _PANEL_SPACING * (count - 1)) / count
+    layout = dict(shapes=shapes, annotations=[])
+    for index, (title, (rows, columns)) in enumerate(zip(titles, sizes)):
+        axis = "" if index == 0 else str(index + 1)
+        left = index * (width + _PANEL_SPACING)
+        layout[f"xaxis{axis}"] = dict(domain=[left, left + width], anchor=f"y{axis}", range=[-0.5, columns - 0.5],
+                                      showgrid=False, zeroline=False, title=dict(text="from channel (start point)"))
+        layout[f"yaxis{axis}"] = dict(domain=[0, 1], anchor=f"x{axis}", range=[rows - 0.5, -0.5], showgrid=False,
+                                      zeroline=False, title=dict(text="to channel" if index == 0 else ""))
+        layout["annotations"].append(dict(text=title, x=left + width / 2, y=1, xref="paper", yref="paper",
+                                          xanchor="center", yanchor="bottom", showarrow=False,
+                                          font=dict(size=FONT_SIZE + 4)))
+        heatmaps[index].update(xaxis=f"x{axis}", yaxis=f"y{axis}")
+    return style(go.Figure(dict(data=list(heatmaps), layout=layout)), None, height)
+
+
+def reachability_figure(panels: Sequence[tuple]) -> go.Figure:
     """Boolean (to channel, from channel) reachability matrices side by side, with group boundaries.
-    `panels`: (title, connectivity, groups to draw). Binned cells show the share of connected pairs."""
-    figure = _matrix_panels([title for title, _, _ in panels], 560)
-    for column, (_, connectivity, groups) in enumerate(panels, start=1):
+    `panels`: (title, connectivity, groups[, source group of each row]); rows default to `groups` equal parts.
+    Binned cells show the share of connected pairs."""
+    heatmaps, sizes, shapes = [], [], []
+    for column, (_, connectivity, groups, *labels) in enumerate(panels, start=1):
         rows, columns = connectivity.shape
+        row_groups = labels[0] if labels else equal_parts(rows, groups)
         pooled, row_bin, column_bin = pool_matrix(connectivity.numpy(), "mean")
-        figure.add_trace(go.Heatmap(
-            z=pooled, x=_bin_centres(pooled.shape[1], column_bin), y=_bin_centres(pooled.shape[0], row_bin),
-            zmin=0, zmax=1, colorscale=[[0, "#FFFFFF"], [1, CONNECTED_COLOUR]], showscale=column == 1,
-            colorbar=dict(title="connected", tickvals=[0, 1], ticktext=["no", "yes"], len=0.6),
-            hovertemplate="to %{y:.0f}, from %{x:.0f}: %{z:.0%} connected<extra></extra>"), 1, column)
-        _add_boundaries(figure, rows, columns, groups, column)
-        figure.update_xaxes(range=[-0.5, columns - 0.5], row=1, col=column)
-        figure.update_yaxes(range=[rows - 0.5, -0.5], row=1, col=column)
-    return figure
+        heatmaps.append(dict(
+            type="heatmap", z=pooled, x=_bin_centres(pooled.shape[1], column_bin),
+            y=_bin_centres(pooled.shape[0], row_bin), zmin=0, zmax=1,
+            colorscale=[[0, "#FFFFFF"], [1, CONNECTED_COLOUR]], showscale=column == 1,
+            colorbar=dict(title=dict(text="connected"), tickvals=[0, 1], ticktext=["no", "yes"], len=0.6),
+            hovertemplate="to %{y:.0f}, from %{x:.0f}: %{z:.0%} connected<extra></extra>"))
+        sizes.append((rows, columns))
+        shapes += _boundaries(row_groups, columns, groups, column)
+    return _matrix_figure([panel[0] for panel in panels], heatmaps, sizes, shapes, 560)
 
 
 def influence_figure(panels: Sequence[tuple[str, Influence]]) -> go.Figure:
     """Measured influence heatmaps side by side on a shared log scale relative to each panel's largest
     value; exact zeros stay white; group boundaries drawn."""
-    figure = _matrix_panels([title for title, _ in panels], 580)
+    heatmaps, sizes, shapes = [], [], []
     for column, (_, influence) in enumerate(panels, start=1):
         rows, columns = influence.matrix.shape
         pooled, row_bin, column_bin = pool_matrix(influence.matrix, "sum")
         peak = pooled.max() if pooled.max() > 0 else 1.0
         with np.errstate(divide="ignore"):
             decades = np.where(pooled > 0, np.clip(np.log10(pooled / peak), -INFLUENCE_DECADES, 0), np.nan)
-        figure.add_trace(go.Heatmap(
-            z=decades, x=_bin_centres(pooled.shape[1], column_bin), y=_bin_centres(pooled.shape[0], row_bin),
-            zmin=-INFLUENCE_DECADES, zmax=0, colorscale=INFLUENCE_SCALE, showscale=column == len(panels),
-            colorbar=dict(title="log10 of<br>share of max", len=0.7),
-            hovertemplate="to %{y:.0f}, from %{x:.0f}: 10^%{z:.1f} of max<extra></extra>"), 1, column)
-        _add_boundaries(figure, rows, columns, influence.groups, column)
-        figure.update_xaxes(range=[-0.5, columns - 0.5], row=1, col=column)
-        figure.update_yaxes(range=[rows - 0.5, -0.5], row=1, col=column)
-    return figure
+        heatmaps.append(dict(
+            type="heatmap", z=decades, x=_bin_centres(pooled.shape[1], column_bin),
+            y=_bin_centres(pooled.shape[0], row_bin), zmin=-INFLUENCE_DECADES, zmax=0, colorscale=INFLUENCE_SCALE,
+            showscale=column == len(panels), colorbar=dict(title=dict(text="log10 of<br>share of max"), len=0.7),
+            hovertemplate="to %{y:.0f}, from %{x:.0f}: 10^%{z:.1f} of max<extra></extra>"))
+        sizes.append((rows, columns))
+        shapes += _boundaries(influence.row_groups, columns, influence.groups, column)
+    return _matrix_figure([title for title, _ in panels], heatmaps, sizes, shapes, 580)
 
 
 def prediction_change_figure(with_shuffle: Classification, without_shuffle: Classification, k: int = 5) -> go.Figure:

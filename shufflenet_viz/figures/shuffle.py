@@ -29,26 +29,27 @@ def text_colour_on(fill: str) -> str:
 
 
 def _animation_traces(animation: ShuffleAnimation, frame: int, marker_size: float,
-                      caption_at: tuple[float, float]) -> list[go.Scatter]:
+                      caption_at: tuple[float, float]) -> list[dict]:
     """One trace per group (markers labelled with channel indices) and a caption naming the stage; every
-    frame has the same traces, so plotly moves each marker from frame to frame."""
+    frame has the same traces, so plotly moves each marker from frame to frame. Plain dicts: the figure
+    validates them once, in bulk (a graph object per trace of every frame costs several times more)."""
     positions = animation.positions[frame]
     owner = animation.group_of_channel
     traces = []
     for group in range(animation.groups):
         members = np.flatnonzero(owner == group)
         colour = group_colour(group)
-        traces.append(go.Scatter(
-            x=positions[members, 0], y=positions[members, 1], mode="markers+text",
+        traces.append(dict(
+            type="scatter", x=positions[members, 0], y=positions[members, 1], mode="markers+text",
             text=[str(i) for i in members], textposition="middle center",
             textfont=dict(size=max(8, int(marker_size * 0.55)), color=text_colour_on(colour)),
             marker=dict(size=marker_size, color=colour, line=dict(width=1, color="#000000")),
             name=f"group {group + 1}", customdata=members, hovertemplate="channel %{customdata}<extra></extra>"))
     # The stage's name as a trace rather than a title: plotly applies frame data reliably, frame layout not.
-    traces.append(go.Scatter(
-        x=[caption_at[0]], y=[caption_at[1]], mode="text", text=[ANIMATION_STAGES[animation.stage_of_frame(frame)]],
-        textposition="middle right", textfont=dict(size=FONT_SIZE + 4, color="#000000"), showlegend=False,
-        hoverinfo="skip"))
+    traces.append(dict(
+        type="scatter", x=[caption_at[0]], y=[caption_at[1]], mode="text",
+        text=[ANIMATION_STAGES[animation.stage_of_frame(frame)]], textposition="middle right",
+        textfont=dict(size=FONT_SIZE + 4, color="#000000"), showlegend=False, hoverinfo="skip"))
     return traces
 
 
@@ -64,9 +65,9 @@ def shuffle_animation_figure(animation: ShuffleAnimation, frame_ms: int = 140) -
     caption_at = (x_low + 0.5, y_high + 40 / y_unit_px)  # a caption line above the row of channels
     height = int(200 + y_unit_px * (y_high - y_low))
 
-    frames = [go.Frame(data=_animation_traces(animation, f, marker_size, caption_at), name=str(f))
+    frames = [dict(data=_animation_traces(animation, f, marker_size, caption_at), name=str(f))
               for f in range(len(animation.positions))]
-    figure = go.Figure(data=_animation_traces(animation, 0, marker_size, caption_at), frames=frames)
+    figure = go.Figure(dict(data=frames[0]["data"], frames=frames))
     glide = dict(mode="immediate", frame=dict(duration=900, redraw=False),
                  transition=dict(duration=800, easing="cubic-in-out"))
     figure.update_layout(
@@ -120,27 +121,30 @@ def layered_flow_figure(flows: Sequence[LayeredFlow], titles: Sequence[str]) -> 
     dot_spacing = 0.8 / groups
     dot_size = float(np.clip(0.8 * dot_spacing * _PLOT_WIDTH_PX / len(flows) / (channels + 1), 6, 16))
     legend_has_unreached = False
+    traces, columns = [], []  # added in one call: one graph object per trace costs more than the rest
     for column, flow in enumerate(flows, start=1):
         for layer, link in enumerate(flow.links):
             for colour, (xs, ys) in _link_segments(link, -layer, -(layer + 1),
                                                    _reach_colours(flow.reach[layer])).items():
-                figure.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color=colour, width=1.5),
-                                            opacity=0.55, hoverinfo="skip", showlegend=False), 1, column)
+                traces.append(dict(type="scatter", x=xs, y=ys, mode="lines", line=dict(color=colour, width=1.5),
+                                   opacity=0.55, hoverinfo="skip", showlegend=False))
+                columns.append(column)
         # Reached dots first, so the legend lists the groups before the one "not reached" entry.
         for reached, group in [(True, g) for g in range(groups)] + [(False, g) for g in range(groups)]:
             layer_index, channel = np.nonzero(np.stack([r[:, group].numpy() == reached for r in flow.reach]))
             if not len(channel):
                 continue
-            figure.add_trace(go.Scatter(
-                x=channel + (group - (groups - 1) / 2) * dot_spacing, y=-layer_index, mode="markers",
-                marker=dict(size=dot_size, color=group_colour(group) if reached else "#FFFFFF",
-                            line=dict(width=1.5, color="#000000" if reached else UNREACHED_OUTLINE)),
+            traces.append(dict(
+                type="scatter", x=channel + (group - (groups - 1) / 2) * dot_spacing, y=-layer_index,
+                mode="markers", marker=dict(size=dot_size, color=group_colour(group) if reached else "#FFFFFF",
+                                            line=dict(width=1.5, color="#000000" if reached else UNREACHED_OUTLINE)),
                 name=f"hears group {group + 1}" if reached else "group not reached",
                 legendgroup=f"{group}" if reached else "none",
                 showlegend=column == 1 and (reached or not legend_has_unreached),
-                hovertemplate=f"{'hears' if reached else 'does not hear'} group {group + 1}<extra></extra>"),
-                1, column)
+                hovertemplate=f"{'hears' if reached else 'does not hear'} group {group + 1}<extra></extra>"))
+            columns.append(column)
             legend_has_unreached = legend_has_unreached or (column == 1 and not reached)
+    figure.add_traces(traces, rows=[1] * len(traces), cols=columns)
     layer_names = flows[0].layer_names
     figure.update_yaxes(tickvals=[-k for k in range(len(layer_names))], ticktext=list(layer_names),
                         fixedrange=True, showgrid=False, zeroline=False)
@@ -160,22 +164,24 @@ def permutation_wiring_figure(permutation: torch.Tensor, groups: int, title: str
     per_group = channels // groups
     source_group = (permutation // per_group).numpy()
     marker_size = float(np.clip(0.8 * plot_width_px / (channels + 2), 3, 22))
-    figure = go.Figure()
+    traces = []
     for group in range(groups):
         colour = group_colour(group)
         outputs = np.flatnonzero(source_group == group)
         inputs = permutation[outputs].numpy()
         xs = np.stack([inputs, outputs, np.full(len(outputs), np.nan)], axis=1).ravel()
         ys = np.tile([1.0, 0.0, np.nan], len(outputs))
-        figure.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color=colour, width=1.5), opacity=0.7,
-                                    hoverinfo="skip", showlegend=False))
-        figure.add_trace(go.Scatter(
-            x=np.concatenate([inputs, outputs]), y=np.r_[np.ones(len(inputs)), np.zeros(len(outputs))],
+        traces.append(dict(type="scatter", x=xs, y=ys, mode="lines", line=dict(color=colour, width=1.5),
+                           opacity=0.7, hoverinfo="skip", showlegend=False))
+        traces.append(dict(
+            type="scatter", x=np.concatenate([inputs, outputs]),
+            y=np.r_[np.ones(len(inputs)), np.zeros(len(outputs))],
             mode="markers", marker=dict(size=marker_size, color=colour, line=dict(width=0.5, color="#000000")),
             name=f"from group {group + 1}",
             customdata=np.concatenate([inputs, inputs]),
             text=np.concatenate([inputs, outputs]),
             hovertemplate="channel %{text} (input channel %{customdata})<extra></extra>"))
+    figure = go.Figure(dict(data=traces))  # plain traces, validated in one pass
     figure.update_yaxes(tickvals=[1, 0], ticktext=["before shuffle", "after shuffle"], range=[-0.25, 1.25],
                         fixedrange=True, showgrid=False, zeroline=False)
     figure.update_xaxes(title_text="channel index", range=[-1, channels], showgrid=False, zeroline=False)

@@ -1,0 +1,122 @@
+"""Does the shuffle help? This project's CIFAR-10 rerun of the paper's Tables 2 and 3, from the results file."""
+
+import streamlit as st
+
+import ui
+import ui_experiments
+from shufflenet_viz import flow, weights
+from shufflenet_viz.figures.experiments import (comparison_rows, cost_note, describe_configuration, gain_rows,
+                                                gain_verdict)
+
+ui.ensure_shell()
+
+st.title("Does the shuffle help? Tables 2 and 3, rerun")
+st.markdown("The paper's claims about the shuffle are experiments, not demonstrations: at the same budget more "
+            "groups give lower error (Table 2), and a network **trained** without shuffle is worse than the same "
+            "network trained with it (Table 3). This page shows the same comparisons rerun here on CIFAR-10: "
+            "ShuffleNet 0.5x, every model trained with one recipe, and two seeds of the g=3 pair so that the "
+            "noise is measured rather than guessed.")
+
+data = ui_experiments.results()
+if data is None:
+    st.info(f"No experiment results in `{ui_experiments.results_file()}` yet. Train the set with "
+            "`python -m shufflenet_viz experiment --data ../shared/data/cifar10/cifar10_jpg.tar.gz` (it resumes "
+            "where it stopped) and reload this page.")
+    st.stop()
+
+path = ui_experiments.results_file()
+recipe = data.get("recipe", {})
+order = data.get("order") or list(data["runs"])
+missing = [name for name in order if name not in data["runs"]]
+if not data["runs"]:
+    st.info("The experiment has started but no model has finished yet; the numbers appear here as each one does.")
+    st.stop()
+if missing:
+    st.warning(f"{len(data['runs'])} of {len(order)} models have finished; still to come: {', '.join(missing)}. "
+               "Everything below covers the finished ones only.")
+
+summary, error_fig, gain_fig, curves_fig = ui_experiments.figures(str(path), path.stat().st_mtime)
+paper = data.get("paper", {})
+st.caption(f"{data.get('train_images', 0):,} training images, {data.get('test_images', 0):,} test images, "
+           f"{recipe.get('epochs')} epochs at {recipe.get('size')}x{recipe.get('size')}, width "
+           f"{recipe.get('width')}x, batch {recipe.get('batch_size')}. Paper: Zhang et al. 2017, "
+           "[arXiv 1707.01083](https://arxiv.org/abs/1707.01083), ImageNet.")
+
+st.header("Test error per configuration, beside the paper")
+st.plotly_chart(error_fig, theme=None, key="experiments_error")
+st.dataframe(comparison_rows(summary, paper), hide_index=True, column_config={
+    "cifar10_error_percent": st.column_config.NumberColumn("CIFAR-10 error % (mean)", format="%.2f"),
+    "cifar10_error_by_seed": "CIFAR-10 error % by seed",
+    "paper_imagenet_error_percent": st.column_config.NumberColumn("paper ImageNet error %", format="%.1f"),
+    "mflops_trained_size": st.column_config.NumberColumn(f"MFLOPs at {recipe.get('size')}px, 10 classes",
+                                                         format="%.2f"),
+    "mflops_224_imagenet": st.column_config.NumberColumn("MFLOPs at 224px, 1000 classes", format="%.1f"),
+    "wall_time_min": st.column_config.NumberColumn("training time (min)", format="%.1f")})
+st.caption("Multiply-adds as the paper counts them (convolutions and classifier, `shufflenet_viz.flops`); "
+           "parameters of the 10-class models. Training time is wall time on the machine named below.")
+
+st.header("The shuffle gain, against the noise")
+st.plotly_chart(gain_fig, theme=None, key="experiments_gain")
+st.dataframe(gain_rows(summary, paper), hide_index=True, column_config={
+    "groups": "g", "gain_points_mean": st.column_config.NumberColumn("gain (points, mean)", format="%+.2f"),
+    "gain_points_by_seed": "gain by seed (points)",
+    "seed_spread_points": st.column_config.NumberColumn("largest seed spread (points)", format="%.2f"),
+    "paper_gain_points": st.column_config.NumberColumn("paper's gain (points)", format="%.1f")})
+spread = summary.largest_seed_spread
+for gain in summary.gains:
+    st.markdown(f"- **g={gain.groups}**: {gain_verdict(gain, spread)}.")
+st.caption("Gain = test accuracy trained with shuffle minus trained without, for the same seed: both start from "
+           "the same weights and see the same batches, so the pair differs only in the shuffle. The seed spread "
+           "is the largest difference between two seeds of one configuration.")
+
+st.header("Training curves")
+st.plotly_chart(curves_fig, theme=None, key="experiments_curves")
+
+st.header("Trained without shuffle, measured on your picture")
+no_shuffle = [name for name in order if name in data["runs"] and not data["runs"][name]["shuffle"]]
+available = [name for name in no_shuffle if name in ui.loaded_models()]
+st.markdown("Trained without shuffle, a grouped network's groups never meet inside a stage: its 1x1 group "
+            "convolutions and depthwise convolutions keep every channel in its group. These models are in the "
+            "sidebar's model lists like any other; here each one is checked on the current picture, from the "
+            f"output of {ui_experiments.FLOW_STAGE}."
+            f"unit{ui_experiments.FLOW_AFTER} to the end of the stage (the first unit of a stage concatenates "
+            "its branch with the pooled input, which straddles groups by construction).")
+current = ui.current_image()
+if not available:
+    st.info("None of the experiment's models trained without shuffle could be loaded; the sidebar says why.")
+elif current is None:
+    st.info("Choose a picture in the sidebar to measure these models on it.")
+else:
+    measured = [ui_experiments.separation(name, str(weights.WEIGHTS_DIR), current.sha256, current.image)
+                for name in available]
+    for column, item in zip(st.columns(len(measured)), measured):
+        column.metric(f"g={item.groups} trained without shuffle, seed {data['runs'][item.name]['seed']}",
+                      flow.format_share(item.cross_group_share),
+                      help=f"{item.name}: share of the measured channel-to-channel influence that crosses "
+                           f"groups over {item.units} units")
+        column.caption(f"structure block-diagonal: {'yes' if item.block_diagonal else 'no'}")
+    panels = tuple((f"g={item.groups}, seed {data['runs'][item.name]['seed']}", item.name) for item in measured)
+    st.plotly_chart(ui_experiments.separation_figure(panels, str(weights.WEIGHTS_DIR), current.sha256, current.image),
+                    theme=None, key="experiments_influence")
+    st.caption("Influence of each start channel (columns) on each output channel (rows), summed over positions; "
+               "white is exactly zero. Every block off the diagonal is white: no group hears another.")
+
+st.header("What these numbers do and do not show")
+best = max(summary.configurations, key=lambda c: c.mean_accuracy)
+st.markdown(
+    f"- **Shown:** with this recipe, on this data, these configurations reach the accuracies above; "
+    f"the best is {describe_configuration(best)}. Accuracies, gains and the seed spread are measured on "
+    f"{data.get('test_images', 0):,} CIFAR-10 test images.\n"
+    f"- **Not shown:** the paper's ImageNet numbers. CIFAR-10 has 10 classes and 32x32 pictures "
+    f"(trained here at {recipe.get('size')}x{recipe.get('size')}), so the last stage sees very few pixels; "
+    f"{data.get('train_images', 0):,} training images and {recipe.get('epochs')} epochs make a short schedule: "
+    "the models are far from converged, and differences between configurations can shrink, grow or reverse "
+    "with longer training.\n"
+    "- **Noise:** two seeds give one spread per configuration, a rough yardstick, not a confidence interval. "
+    "A gain smaller than the spread says nothing either way.\n"
+    f"- **Cost:** {cost_note(summary, data.get('planning', {}))}")
+
+with st.expander("The recipe and how it was chosen"):
+    st.json({"recipe": recipe, "planning": data.get("planning", {}), "command": data.get("command", "")})
+    hardware = sorted({run.get("hardware", "") for run in data["runs"].values()})
+    st.caption(f"Trained on: {'; '.join(hardware)}. Results file: `{path.name}` in `{path.parent}`.")

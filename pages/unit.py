@@ -1,0 +1,107 @@
+"""The ShuffleNet unit, live: the paper's Figure 2 for a chosen model and unit on the current picture, the
+feature maps behind any node, and the stride-2 channel arithmetic from the model's own numbers."""
+
+import streamlit as st
+
+import ui
+import ui_lesson
+from shufflenet_viz.figures.unit import PANEL_NAMES, node_at
+from shufflenet_viz.model import BOTTLENECK_RATIO
+from shufflenet_viz.unit_diagram import format_count, stride2_arithmetic
+
+ui.ensure_shell()
+
+MODEL_KEY, UNIT_KEY, NODE_KEY, PANEL_KEY, CHART_KEY = "unit_model", "unit_name", "unit_node", "unit_panel", "unit_chart"
+DEFAULT_UNIT = "stage2.unit2"
+PANELS = {"live": "this unit", "a": "(a) the same unit without groups or shuffle"}
+
+
+def on_node_click() -> None:
+    """A click on the diagram picks the node whose feature maps are shown."""
+    clicked = node_at(st.session_state.get(CHART_KEY))
+    if clicked:
+        st.session_state[NODE_KEY] = clicked
+
+
+current = ui.require_image()
+models = ui.loaded_models()
+left, right = ui.model_pair()
+names = list(models)
+ui_lesson.from_url(MODEL_KEY, "model", lambda raw: raw if raw in models else None,
+                   lambda raw: f"The link names the model {raw!r}, which is not installed here; showing another.")
+if st.session_state.get(MODEL_KEY) not in models:
+    st.session_state[MODEL_KEY] = right.name
+
+st.title("The ShuffleNet unit")
+st.markdown("The paper's Figure 2, drawn from a real model running on your picture. Every box is one operation "
+            "with its groups, the shape of the tensor it produced, its multiply-adds and its parameters. "
+            "**Click a box** to see its feature maps.")
+controls = st.columns([3, 2, 2])
+controls[0].selectbox("Model", names, key=MODEL_KEY, format_func=lambda n: models[n].label)
+loaded = models[st.session_state[MODEL_KEY]]
+unit_names = loaded.model.unit_names()
+ui_lesson.from_url(UNIT_KEY, "unit", lambda raw: raw if raw in unit_names else None,
+                   lambda raw: f"The link names the unit {raw!r}, which this model does not have; units are "
+                               f"{unit_names[0]} ... {unit_names[-1]}.")
+if st.session_state.get(UNIT_KEY) not in unit_names:
+    st.session_state[UNIT_KEY] = DEFAULT_UNIT
+unit_name = controls[1].selectbox("Unit", unit_names, key=UNIT_KEY)
+ui_lesson.from_url(PANEL_KEY, "panel", lambda raw: raw if raw in PANELS else None,
+                   lambda raw: f"The link asks for panel {raw!r}; panels are {list(PANELS)}.")
+if st.session_state.get(PANEL_KEY) not in PANELS:
+    st.session_state[PANEL_KEY] = "live"
+panel = controls[2].radio("Draw", list(PANELS), key=PANEL_KEY, format_func=PANELS.get)
+
+live = ui_lesson.diagram(loaded.name, current.sha256, unit_name, current.image)
+dense = ui_lesson.dense_diagram(loaded.name, unit_name)
+node_keys = [node.key for node in live.nodes]
+ui_lesson.from_url(NODE_KEY, "node", lambda raw: raw if raw in node_keys else None,
+                   lambda raw: f"The link names the node {raw!r}, which this unit does not have.")
+if st.session_state.get(NODE_KEY) not in node_keys:
+    st.session_state[NODE_KEY] = "shuffle"
+node = live.node(st.session_state[NODE_KEY])
+
+shown = dense if panel == "a" else live
+title = f"{PANEL_NAMES[shown.panel]}: {unit_name}"
+st.subheader(f"{loaded.label}, {unit_name}")
+if panel == "a":
+    ui_lesson.show_figure(ui_lesson.diagram_figure(loaded.name, current.sha256, unit_name, "a", None, title,
+                                                   current.image), "unit_chart_dense", f"{unit_name}_figure2a")
+else:
+    ui_lesson.show_figure(ui_lesson.diagram_figure(loaded.name, current.sha256, unit_name, "live", node.key, title,
+                                                   current.image), CHART_KEY, f"{unit_name}_figure2{live.panel}",
+                          on_select=on_node_click, selection_mode="points")
+totals = st.columns(3)
+totals[0].metric("This unit", f"{format_count(live.macs)} MACs", f"{format_count(live.params)} parameters",
+                 delta_color="off", delta_arrow="off")
+totals[1].metric("(a) without groups or shuffle", f"{format_count(dense.macs)} MACs",
+                 f"{format_count(dense.params)} parameters", delta_color="off", delta_arrow="off")
+totals[2].metric("Multiply-adds saved by groups", f"{1 - live.macs / dense.macs:.0%}")
+where = "after the first 1x1 GConv, as the paper draws it" if loaded.model.config.unit_layout.shuffle_after == \
+    "compress" else "after the 3x3 depthwise conv (the official code): the depthwise conv keeps every channel " \
+                    "apart, so shuffling before or after it connects the same groups of the next 1x1 GConv"
+st.caption(f"This model shuffles {where}." if live.groups > 1 else
+           "With g=1 the 1x1 convolutions are dense, so the shuffle moves nothing (drawn dashed).")
+
+st.header(f"Feature maps at \u201c{node.title}\u201d")
+st.selectbox("Node", node_keys, key=NODE_KEY, format_func=lambda key: f"{live.node(key).title} ({key})",
+             help="Or click a box in the diagram.")
+tiles, columns = ui_lesson.NODE_TILES[ui.projector_mode()]
+figure, count = ui_lesson.node_feature_figure(loaded.name, current.sha256, node.point, node.channels, tiles, columns,
+                                              f"{unit_name}, {node.title}: {node.shape_text}", current.image)
+ui_lesson.show_figure(figure, "unit_node_maps", f"{unit_name}_{node.key}_maps")
+st.caption(f"{node.operation}. The first {min(tiles, count)} of its {count} channels, each on its own grey scale; "
+           f"frames show the group each channel came from.")
+st.page_link("pages/feature_maps.py", label=f"Every channel of {node.point}: the Feature maps page",
+             icon=":material/grid_view:")
+
+first = f"{unit_name.split('.')[0]}.unit1"
+example = stride2_arithmetic(loaded.model, first)
+st.header(f"The stride-2 unit in numbers: {first}")
+st.markdown("\n".join(f"{i}. {line}" for i, line in enumerate(example.lines(), start=1)))
+st.caption(f"The paper sets the bottleneck to a quarter of \u201cthe output channels\u201d; the published code of "
+           f"both pretrained families (and this model) takes a quarter of the whole unit's output, "
+           f"{example.out_channels}/{BOTTLENECK_RATIO} = {example.bottleneck_channels}, not of the branch's "
+           f"{example.branch_channels} ({example.branch_channels / BOTTLENECK_RATIO:g}).")
+ui_lesson.to_url({"model": (MODEL_KEY, loaded.name), "unit": (UNIT_KEY, unit_name),
+                  "node": (NODE_KEY, node.key), "panel": (PANEL_KEY, panel)})

@@ -1,0 +1,116 @@
+"""The Experiments page against a small experiment trained for the test: every number it shows is the results
+file's, the paper's columns are the paper's, and the models trained without shuffle measure zero cross-group
+influence on the uploaded picture."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import page_chart, plotly_array
+from shufflenet_viz import experiment, weights
+from shufflenet_viz.figures.experiments import comparison_rows, gain_rows
+from test_experiment import make_archive
+
+PAGE = "pages/experiments.py"
+RUNS = (experiment.RunSpec(1, True, 0), experiment.RunSpec(3, True, 0), experiment.RunSpec(3, False, 0),
+        experiment.RunSpec(3, True, 1), experiment.RunSpec(3, False, 1))
+
+
+@pytest.fixture(scope="module")
+def small_experiment(tmp_path_factory):
+    """A weights folder holding only a five-model experiment trained for two epochs on a small archive."""
+    root = tmp_path_factory.mktemp("experiment")
+    recipe = experiment.Recipe(width=0.5, size=32, epochs=2, batch_size=64, train_images=0, curve_images=0,
+                               threads=1, data=str(make_archive(root / "cifar10_jpg.tar.gz")))
+    weights_dir = root / "weights"
+    experiment.run_experiment(recipe, RUNS, weights_dir, command="python -m shufflenet_viz experiment (test)",
+                              log=lambda message: None)
+    return weights_dir
+
+
+@pytest.fixture(scope="module")
+def page(app_on_page, sample_image_path, small_experiment):
+    original = weights.WEIGHTS_DIR
+    weights.WEIGHTS_DIR = small_experiment
+    try:
+        yield app_on_page(PAGE, sample_image_path)
+    finally:
+        weights.WEIGHTS_DIR = original
+
+
+@pytest.fixture(scope="module")
+def results(small_experiment):
+    return experiment.read_results(experiment.results_path(small_experiment))
+
+
+def test_error_figure_is_the_results_file_beside_the_paper(page, results):
+    summary = experiment.summarize(results)
+    figure = page_chart(page, "experiments_error")
+    bars = {(trace["name"], trace["xaxis"]): trace for trace in figure["data"] if trace["type"] == "bar"}
+    ours = bars[("with shuffle", "x")]
+    assert list(ours["x"]) == ["g=1", "g=3"]
+    expected = [summary.configuration(g, True).mean_error_percent for g in (1, 3)]
+    assert plotly_array(ours["y"]) == pytest.approx(expected)
+    paper = bars[("with shuffle", "x2")]
+    assert plotly_array(paper["y"]) == pytest.approx([45.1, 43.2])  # Table 2, 0.5x: g=1, g=3
+    assert plotly_array(bars[("without shuffle", "x2")]["y"]) == pytest.approx([45.7])  # Table 3, 0.5x g=3
+    dots = [trace for trace in figure["data"] if trace["type"] == "scatter" and trace["xaxis"] == "x"]
+    per_seed = sorted(y for trace in dots for y in plotly_array(trace["y"]))
+    assert per_seed == pytest.approx(sorted(100 * (1 - run["test_accuracy"]) for run in results["runs"].values()))
+
+
+def test_tables_are_the_summary(page, results):
+    summary = experiment.summarize(results)
+    comparison, gains = page.dataframe[0].value, page.dataframe[1].value
+    assert comparison.to_dict("records") == comparison_rows(summary, results["paper"])
+    assert list(comparison["configuration"]) == ["g=1", "g=3", "g=3 no shuffle"]
+    assert list(comparison["parameters"]) == [results["runs"][run.name(0.5)]["parameters"] for run in RUNS[:3]]
+    assert gains.to_dict("records") == gain_rows(summary, results["paper"])
+    assert list(gains["paper_gain_points"]) == [pytest.approx(2.5)]  # 45.7 - 43.2
+
+
+def test_gain_and_spread_come_from_the_runs(page, results):
+    runs = results["runs"]
+    gain = {seed: runs[f"cifar10_x0.5_g3_s{seed}"]["test_accuracy"]
+            - runs[f"cifar10_x0.5_g3_noshuffle_s{seed}"]["test_accuracy"] for seed in (0, 1)}
+    figure = page_chart(page, "experiments_gain")
+    mean_bar = next(trace for trace in figure["data"] if trace["type"] == "bar")
+    assert plotly_array(mean_bar["y"]) == pytest.approx([round(100 * (gain[0] + gain[1]) / 2, 2)])
+    seeds = next(trace for trace in figure["data"] if trace["name"] == "each seed")
+    assert sorted(plotly_array(seeds["y"])) == pytest.approx(sorted(100 * g for g in gain.values()))
+    spread = max(abs(runs["cifar10_x0.5_g3_s0"]["test_accuracy"] - runs["cifar10_x0.5_g3_s1"]["test_accuracy"]),
+                 abs(runs["cifar10_x0.5_g3_noshuffle_s0"]["test_accuracy"]
+                     - runs["cifar10_x0.5_g3_noshuffle_s1"]["test_accuracy"]))
+    assert experiment.summarize(results).largest_seed_spread == pytest.approx(spread)
+    verdicts = [m.value for m in page.markdown if m.value.startswith("- **g=3**")]
+    assert len(verdicts) == 1 and f"{100 * (gain[0] + gain[1]) / 2:+.2f} points" in verdicts[0]
+
+
+def test_curves_show_every_epoch_of_every_run(page, results):
+    figure = page_chart(page, "experiments_curves")
+    accuracy = [trace for trace in figure["data"] if trace["xaxis"] == "x"]
+    assert [trace["name"] for trace in accuracy] == [
+        "g=1, seed 0", "g=3, seed 0", "g=3 no shuffle, seed 0", "g=3, seed 1", "g=3 no shuffle, seed 1"]
+    for trace, run in zip(accuracy, results["runs"].values()):
+        assert plotly_array(trace["y"]) == pytest.approx([point["test_accuracy"] for point in run["curve"]])
+
+
+def test_models_trained_without_shuffle_measure_zero_crossing_on_the_picture(page):
+    crossing = [(m.label, m.value) for m in page.metric]
+    assert crossing == [("g=3 trained without shuffle, seed 0", "0%"), ("g=3 trained without shuffle, seed 1", "0%")]
+    assert [c.value for c in page.caption].count("structure block-diagonal: yes") == 2
+    influence = page_chart(page, "experiments_influence")
+    assert [trace["type"] for trace in influence["data"]].count("heatmap") == 2
+    layout = influence["layout"]
+    assert layout["xaxis"]["title"]["text"] and not layout["xaxis2"].get("title", {}).get("text")
+
+
+def test_without_results_the_page_says_how_to_make_them(app_on_page, sample_image_path, tmp_path):
+    original = weights.WEIGHTS_DIR
+    weights.WEIGHTS_DIR = tmp_path
+    try:
+        at = app_on_page(PAGE, sample_image_path)
+    finally:
+        weights.WEIGHTS_DIR = original
+    assert any("python -m shufflenet_viz experiment --data" in info.value for info in at.info)
+    assert not at.get("plotly_chart")
