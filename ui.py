@@ -8,8 +8,8 @@ in the sidebar lives in `st.session_state`, so it survives a switch of page.
 from __future__ import annotations
 
 import io
-import threading
 import weakref
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,19 +72,6 @@ class CurrentImage:
 
 # --- the frame ----------------------------------------------------------------------------------------
 
-def _import_in_background() -> None:
-    # Pages' first visits would otherwise pay for these imports (pandas for st.dataframe, Captum for the
-    # attributions: ~1 s of CPU together); a server process does them once, while its first visitor looks at
-    # the landing page. Python's import locks make a page that needs them sooner simply wait for them.
-    def work() -> None:
-        import captum.attr  # noqa: F401
-        import pandas  # noqa: F401
-
-    threading.Thread(target=work, name="lens-background-imports", daemon=True).start()
-
-
-_import_in_background()
-
 
 def ensure_shell() -> None:
     """Make sure this page runs inside app.py (its sidebar and page list); pages call it first.
@@ -101,24 +88,58 @@ def ensure_shell() -> None:
 
 # --- models ---------------------------------------------------------------------------------------------
 
-@st.cache_resource(show_spinner="Loading and verifying the models...")
-def _load_all(weights_dirs: tuple[str, ...]) -> tuple[dict[str, LoadedModel], dict[str, str]]:
-    # Once per process and set of folders: the models are frozen and shared read-only by all sessions.
-    loaded, problems = {}, {}
+@st.cache_resource(show_spinner="Verifying the models...")
+def _load_all(weights_dirs: tuple[str, ...]) -> tuple[dict[str, weights.VerifiedEntry], dict[str, str]]:
+    # Once per process and set of folders: every file's sha256 is checked here; a model is unpickled and built
+    # on its first use (`_built`), so that a server with a dozen models answers its first visitor at once.
+    verified, problems = {}, {}
     for folder in weights_dirs:
-        more_loaded, more_problems = weights.load_all(Path(folder))
-        loaded.update({name: model for name, model in more_loaded.items() if name not in loaded})
-        problems.update({name: problem for name, problem in more_problems.items() if name not in loaded})
-    return loaded, problems
+        more, more_problems = weights.verify_all(Path(folder))
+        verified.update({name: item for name, item in more.items() if name not in verified})
+        problems.update({name: problem for name, problem in more_problems.items() if name not in verified})
+    return verified, problems
+
+
+# Bounded: 64 models, more than a server holds; each is frozen and shared read-only by all sessions.
+@st.cache_resource(max_entries=64, show_spinner="Loading the model...")
+def _built(name: str, folder: str) -> LoadedModel:
+    return weights.load_model(name, Path(folder))
+
+
+class ModelShelf(Mapping):
+    """The verified models by name, each built on its first use; names, labels and manifest entries are
+    known without building anything."""
+
+    def __init__(self, verified: dict[str, weights.VerifiedEntry]):
+        self._verified = verified
+
+    def __getitem__(self, name: str) -> LoadedModel:
+        item = self._verified[name]
+        return _built(name, str(item.folder))
+
+    def __contains__(self, name) -> bool:  # without building the model
+        return name in self._verified
+
+    def __iter__(self):
+        return iter(self._verified)
+
+    def __len__(self) -> int:
+        return len(self._verified)
+
+    def label(self, name: str) -> str:
+        return self._verified[name].label
+
+    def entry(self, name: str) -> dict:
+        return self._verified[name].entry
 
 
 def _model_dirs() -> tuple[str, ...]:
     return tuple(str(folder) for folder in weights.model_dirs())
 
 
-def loaded_models() -> dict[str, LoadedModel]:
+def loaded_models() -> ModelShelf:
     """Every verified model by name, shipped then fetched (the one cached loader; refused models are absent)."""
-    return _load_all(_model_dirs())[0]
+    return ModelShelf(_load_all(_model_dirs())[0])
 
 
 def model_problems() -> dict[str, str]:
@@ -151,7 +172,11 @@ def model_pair() -> tuple[LoadedModel, LoadedModel]:
     defaults = _default_model_names(names)
     picked = [st.session_state.get(key) for key in MODEL_KEYS]
     left, right = (name if name in models else default for name, default in zip(picked, defaults))
-    return models[left], models[right]
+    try:
+        return models[left], models[right]
+    except weights.WeightsError as error:  # its file passed the checksum but does not build
+        st.error(f"{error} Pick another model in the sidebar.")
+        st.stop()
 
 
 # --- the picture ----------------------------------------------------------------------------------------
@@ -309,7 +334,7 @@ def _install_imagenet(missing: list[str]) -> None:
         st.rerun()
 
 
-def _imagenet_inputs(models: dict[str, LoadedModel]) -> None:
+def _imagenet_inputs(models: ModelShelf) -> None:
     from shufflenet_viz.imagenet import CATALOGUE, RECOMMENDED
 
     missing = [name for name in RECOMMENDED if name not in models]
@@ -318,8 +343,8 @@ def _imagenet_inputs(models: dict[str, LoadedModel]) -> None:
         getattr(st, message[0])(message[1])
     if not missing:
         return
-    with st.expander("Get the ImageNet models", expanded=not any(m.entry.get("dataset") == "ImageNet-1k"
-                                                                  for m in models.values())):
+    with st.expander("Get the ImageNet models", expanded=not any(models.entry(n).get("dataset") == "ImageNet-1k"
+                                                                  for n in models)):
         st.markdown("Pretrained on ImageNet-1k by their authors, 224x224, 1000 classes: "
                     + ", ".join(CATALOGUE[name].label for name in missing)
                     + f". About {sum(CATALOGUE[n].max_bytes for n in missing) / 1e6:.0f} MB at most; checked "
@@ -346,7 +371,7 @@ def _model_inputs() -> None:
         st.error("No verified model is available; the pages that run a model will say so.")
         _imagenet_inputs(models)
         return
-    names = sorted(models, key=lambda n: (models[n].entry.get("dataset", ""), models[n].label))
+    names = sorted(models, key=lambda n: (models.entry(n).get("dataset", ""), models.label(n)))
     defaults = _default_model_names(list(models))
     for key, default in zip(MODEL_KEYS, defaults):
         if st.session_state.get(key) not in models:
@@ -357,7 +382,7 @@ def _model_inputs() -> None:
     st.selectbox("Comparison", [*presets, ANY_PAIR], key=PAIR_KEY, on_change=_on_pair,
                  help="The comparisons the app is built for, or any two models you pick below.")
     for key, label in zip(MODEL_KEYS, ("Left model", "Right model")):
-        st.selectbox(label, names, key=key, on_change=_on_model, format_func=lambda n: models[n].label)
+        st.selectbox(label, names, key=key, on_change=_on_model, format_func=models.label)
     left, right = model_pair()
     if left.name == right.name:
         st.caption("Both sides show the same model; pick another for a comparison.")

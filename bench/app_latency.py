@@ -63,7 +63,7 @@ def pair_forward_seconds(at, runs: int) -> float:
     from shufflenet_viz import weights
     from shufflenet_viz.preprocess import preprocess_image
 
-    models = weights.load_all(weights.WEIGHTS_DIR)[0]
+    models = weights.load_all()[0]
     picture = at.session_state[ui.IMAGE_KEY].image
     total = 0.0
     for key in ui.MODEL_KEYS:

@@ -37,7 +37,7 @@ st.markdown("The paper's Figure 2, drawn from a real model running on your pictu
             "with its groups, the shape of the tensor it produced, its multiply-adds and its parameters. "
             "**Click a box** to see its feature maps.")
 controls = st.columns([3, 2, 2])
-controls[0].selectbox("Model", names, key=MODEL_KEY, format_func=lambda n: models[n].label)
+controls[0].selectbox("Model", names, key=MODEL_KEY, format_func=models.label)
 loaded = models[st.session_state[MODEL_KEY]]
 unit_names = loaded.model.unit_names()
 ui_lesson.from_url(UNIT_KEY, "unit", lambda raw: raw if raw in unit_names else None,

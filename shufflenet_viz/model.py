@@ -276,6 +276,8 @@ class ShuffleNetV1(nn.Module):
         self._init_weights()
 
     def _init_weights(self) -> None:
+        if self.stem.conv.weight.is_meta:  # built for its structure only (a checkpoint fills it): nothing to draw
+            return
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")

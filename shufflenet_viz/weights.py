@@ -52,14 +52,32 @@ class LoadedModel:
     @property
     def label(self) -> str:
         """A short human name such as 'CIFAR-10 g=3 (1x)' or 'ImageNet-1k g=3 (0.5x, official)'."""
-        c = self.model.config
-        source = self.entry.get("provenance", {}).get("source")
-        experiment = self.entry.get("experiment")
-        trained_without = experiment is not None and not self.entry["architecture"].get("shuffle", True)
-        shuffle = "" if c.shuffle else ", trained without shuffle" if trained_without else ", shuffle off"
-        seed = f", seed {experiment['seed']}" if experiment and "seed" in experiment else ""
-        return f"{self.entry.get('dataset', '?')} g={c.groups} ({c.width:g}x{f', {source}' if source else ''}" \
-               f"{shuffle}{seed})"
+        return model_label(self.entry, self.model.config)
+
+
+def model_label(entry: dict, config: ShuffleNetConfig) -> str:
+    """The short human name of a model with this manifest entry, built as `config` (its shuffle may be off)."""
+    source = entry.get("provenance", {}).get("source")
+    experiment = entry.get("experiment")
+    trained_without = experiment is not None and not entry["architecture"].get("shuffle", True)
+    shuffle = "" if config.shuffle else ", trained without shuffle" if trained_without else ", shuffle off"
+    seed = f", seed {experiment['seed']}" if experiment and "seed" in experiment else ""
+    return f"{entry.get('dataset', '?')} g={config.groups} ({config.width:g}x{f', {source}' if source else ''}" \
+           f"{shuffle}{seed})"
+
+
+@dataclass(frozen=True)
+class VerifiedEntry:
+    """A manifest entry whose file exists and matches its sha256, not yet unpickled or built."""
+
+    name: str
+    folder: Path
+    entry: dict
+    config: ShuffleNetConfig
+
+    @property
+    def label(self) -> str:
+        return model_label(self.entry, self.config)
 
 
 def sha256_file(path: Path) -> str:
@@ -153,13 +171,8 @@ def _find_entry(name: str, weights_dir: Path | None) -> tuple[dict, Path]:
     raise WeightsError(f"no model named {name!r} in {where} (known: {', '.join(sorted(known)) or 'none'})")
 
 
-def load_model(name: str, weights_dir: Path | None = None, shuffle: bool | None = None) -> LoadedModel:
-    """Build the named model from its manifest entry after verifying the file's sha256.
-
-    Without `weights_dir` the shipped folder and then the fetched one are searched.
-    `shuffle=False` gives the same weights with channel shuffle switched off (Table 3 ablation).
-    """
-    entry, weights_dir = _find_entry(name, weights_dir)
+def _verified_file(name: str, entry: dict, weights_dir: Path) -> tuple[Path, bytes, ShuffleNetConfig, Preprocessing]:
+    """(path, bytes, architecture, preprocessing) of an entry whose file passes its sha256; WeightsError if not."""
     path = checkpoint_path(entry, name, weights_dir)
     if not path.is_file():
         what = "is missing" if not path.exists() else "is not a regular file"
@@ -173,6 +186,17 @@ def load_model(name: str, weights_dir: Path | None = None, shuffle: bool | None 
         preprocessing = Preprocessing.from_dict(entry["preprocessing"])
     except (KeyError, TypeError, ValueError) as error:
         raise WeightsError(f"manifest entry {name!r} is incomplete or invalid ({error})") from error
+    return path, data, config, preprocessing
+
+
+def load_model(name: str, weights_dir: Path | None = None, shuffle: bool | None = None) -> LoadedModel:
+    """Build the named model from its manifest entry after verifying the file's sha256.
+
+    Without `weights_dir` the shipped folder and then the fetched one are searched.
+    `shuffle=False` gives the same weights with channel shuffle switched off (Table 3 ablation).
+    """
+    entry, weights_dir = _find_entry(name, weights_dir)
+    path, data, config, preprocessing = _verified_file(name, entry, weights_dir)
     try:
         state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as error:  # unpickling errors come in many types
@@ -198,24 +222,37 @@ def freeze(model: nn.Module) -> nn.Module:
     return model
 
 
-def load_all(weights_dir: Path | None = None) -> tuple[dict[str, LoadedModel], dict[str, str]]:
-    """Every model of the manifests that verifies, and a message for each that does not.
-
-    Without `weights_dir`: the shipped models, then the fetched ones (a fetched name never hides a shipped one).
-    """
-    loaded, problems = {}, {}
+def verify_all(weights_dir: Path | None = None) -> tuple[dict[str, VerifiedEntry], dict[str, str]]:
+    """Every manifest entry whose file passes its sha256 (nothing unpickled yet), and a message for each that
+    does not. Without `weights_dir`: the shipped models, then the fetched ones (a fetched name never hides a
+    shipped one)."""
+    verified, problems = {}, {}
     folders = (Path(weights_dir),) if weights_dir is not None else model_dirs()
     for index, folder in enumerate(folders):
         try:
-            names = list(read_manifest(folder))
+            entries = read_manifest(folder)
         except WeightsError as error:
             problems[MANIFEST_NAME if index == 0 else f"{folder.name}/{MANIFEST_NAME}"] = str(error)
             continue
-        for name in names:
-            if name in loaded or name in problems:
+        for name, entry in entries.items():
+            if name in verified or name in problems:
                 continue
             try:
-                loaded[name] = load_model(name, folder)
+                config = _verified_file(name, entry, folder)[2]
             except WeightsError as error:
                 problems[name] = str(error)
+                continue
+            verified[name] = VerifiedEntry(name, folder, entry, config)
+    return verified, problems
+
+
+def load_all(weights_dir: Path | None = None) -> tuple[dict[str, LoadedModel], dict[str, str]]:
+    """Every model of the manifests that verifies and builds, and a message for each that does not."""
+    verified, problems = verify_all(weights_dir)
+    loaded = {}
+    for name, item in verified.items():
+        try:
+            loaded[name] = load_model(name, item.folder)
+        except WeightsError as error:
+            problems[name] = str(error)
     return loaded, problems
