@@ -105,6 +105,12 @@ def assert_no_exception(page, where: str, log_path: Path) -> None:
     assert "Traceback" not in page.content(), f"{where}: a traceback is on the page"
 
 
+def assert_server_log_clean(log_path: Path) -> None:
+    """The server logged no exception during the walk."""
+    log = log_path.read_text()
+    assert "Traceback" not in log, f"the server logged an exception:\n{log[-3000:]}"
+
+
 def screenshot_whole_page(page, path: Path) -> None:
     """A screenshot of the whole page: Streamlit scrolls inside its main area, so the window is made as tall
     as the content for the shot (at most 8000 px), then restored."""
@@ -187,8 +193,7 @@ def test_upload_then_every_page_in_chromium(server, sample_image_path, cifar_pai
             assert not outside, f"the page requested addresses outside this machine: {sorted(set(outside))}"
         finally:
             browser.close()
-    log = log_path.read_text()
-    assert "Traceback" not in log, f"the server logged an exception:\n{log[-3000:]}"
+    assert_server_log_clean(log_path)
 
 
 def choose(page, label: str, option: str) -> None:
@@ -275,5 +280,4 @@ def test_every_view_of_the_explore_pages_in_chromium(server, cifar_pair):
             screenshot_whole_page(page, SHOTS / "explore_information_flow.png")
         finally:
             browser.close()
-    log = log_path.read_text()
-    assert "Traceback" not in log, f"the server logged an exception:\n{log[-3000:]}"
+    assert_server_log_clean(log_path)

@@ -8,7 +8,7 @@ from playwright.sync_api import expect, sync_playwright
 
 from conftest import app_pages, fail_or_skip
 from test_browser import (CHROMIUM, CHROMIUM_ARGS, LOCAL_URL_PREFIXES, PAGE_TIMEOUT_MS, SHOTS, assert_no_exception,
-                          running_app, screenshot_whole_page, slug, wait_until_idle)
+                          assert_server_log_clean, running_app, screenshot_whole_page, slug, wait_until_idle)
 
 
 def test_every_page_with_the_imagenet_pair_in_chromium(imagenet_models, imagenet_dir, tmp_path):
@@ -42,5 +42,4 @@ def test_every_page_with_the_imagenet_pair_in_chromium(imagenet_models, imagenet
             assert not outside, f"the page requested addresses outside this machine: {sorted(set(outside))}"
         finally:
             browser.close()
-    log = log_path.read_text()
-    assert "Traceback" not in log, f"the server logged an exception:\n{log[-3000:]}"
+    assert_server_log_clean(log_path)
