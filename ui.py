@@ -13,6 +13,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+# Libraries that take a second or more to import, imported here once per server with the app's other modules
+# instead of by the first visit of a page that needs them: Captum (it imports matplotlib.pyplot) and pandas
+# (st.dataframe converts every table through pyarrow, which imports it).
+import captum.attr  # noqa: F401
+import pandas  # noqa: F401
 import streamlit as st
 from PIL import Image
 from streamlit.runtime.pages_manager import PagesManager
@@ -52,6 +57,7 @@ CAMERA_ON_KEY = "lens_camera_on"
 CAMERA_KEY = "lens_camera"
 SAMPLE_KEY = "lens_sample"
 MODEL_KEYS = ("lens_model_left", "lens_model_right")
+MODEL_PARAMS = ("left_model", "right_model")  # in every page's URL: a bookmark reopens the same comparison
 PAIR_KEY = "lens_pair"
 MIRROR_KEY = "lens_mirror"
 FETCH_MESSAGE_KEY = "lens_fetch_message"
@@ -372,10 +378,10 @@ def _model_inputs() -> None:
         _imagenet_inputs(models)
         return
     names = sorted(models, key=lambda n: (models.entry(n).get("dataset", ""), models.label(n)))
-    defaults = _default_model_names(list(models))
-    for key, default in zip(MODEL_KEYS, defaults):
-        if st.session_state.get(key) not in models:
-            st.session_state[key] = default
+    import ui_url  # it builds on this module
+
+    for key, param, default in zip(MODEL_KEYS, MODEL_PARAMS, _default_model_names(list(models))):
+        ui_url.choice(key, param, names, default, models.label)
     presets = [label for label, *_ in available_presets(models)]
     current = _pair_label(*(st.session_state[key] for key in MODEL_KEYS))
     st.session_state[PAIR_KEY] = current if current in presets else ANY_PAIR

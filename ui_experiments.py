@@ -11,6 +11,7 @@ import streamlit as st
 from PIL import Image
 
 import ui
+import ui_url
 from shufflenet_viz import experiment, flow, weights
 from shufflenet_viz.figures.experiments import curves_figure, error_figure, gain_figure
 from shufflenet_viz.figures.flow import influence_figure
@@ -95,3 +96,26 @@ def separation_figure(panels: tuple[tuple[str, str], ...], weights_dir: str, ima
     figure.update_xaxes(title_text=None)
     figure.update_layout(xaxis_title_text=title)
     return figure
+
+
+MEASURED_KEY = "experiments_measured"
+
+
+def run_label(data: dict, name: str) -> str:
+    """A run of the experiment by its groups and seed: "g=3, seed 0"."""
+    return f"g={data['runs'][name]['groups']}, seed {data['runs'][name]['seed']}"
+
+
+def measured_input(data: dict, available: list[str]) -> list[str]:
+    """The models trained without shuffle that the visitor measures on the picture (a link's `measured`, else
+    the first seed of each g: each one measured costs a model load and a Jacobian on the first visit)."""
+    first_of_each_g = list({data["runs"][name]["groups"]: name for name in reversed(available)}.values())[::-1]
+    ui_url.from_url(MEASURED_KEY, "measured",
+                    lambda raw: [name for name in available if name in raw.split(",")] or None,
+                    lambda raw: f"The link asks to measure {raw!r}; the models trained without shuffle here are "
+                                f"{', '.join(available)}. Measuring {', '.join(first_of_each_g)}.")
+    if MEASURED_KEY not in st.session_state or not set(st.session_state[MEASURED_KEY]) <= set(available):
+        st.session_state[MEASURED_KEY] = first_of_each_g
+    chosen = st.pills("Measure", available, selection_mode="multi", format_func=lambda name: run_label(data, name),
+                      key=MEASURED_KEY)
+    return [name for name in available if name in chosen]

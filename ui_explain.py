@@ -37,9 +37,10 @@ def seen_pixels(model_name: str, image_sha256: str, _image: Image.Image) -> np.n
     return what_model_sees(_image, ui.loaded_models()[model_name].preprocessing)
 
 
-# Bounded: 48 slots, each holding one finished result (an Attribution is at most 3 x S x S float64: 98 KB at
-# 64x64, 1.2 MB at 224x224). A slot is filled only when its computation finishes; a cancelled one stays empty.
-@st.cache_resource(max_entries=48, show_spinner=False)
+# Bounded: 16 slots (five methods for two models on one picture, and room to spare), each holding one finished
+# result (an Attribution is at most 3 x S x S float64: 98 KB at 64x64, 1.5 MB with its inputs at 224x224).
+# A slot is filled only when its computation finishes; a cancelled one stays empty.
+@st.cache_resource(max_entries=16, show_spinner=False)
 def result_slot(model_name: str, image_sha256: str, kind: str, options: tuple, target: int) -> dict:
     """The shared place where the result for this model, picture, method, options and target is kept."""
     return {}
@@ -73,9 +74,9 @@ def computed(loaded: LoadedModel, image_sha256: str, kind: str, options: tuple, 
     return result
 
 
-# Bounded: 32 overlays (a figure and a PNG of at most 224x224 pixels, ~1 MB together). Building the plotly figure
+# Bounded: 16 overlays (a figure and a PNG of at most 224x224 pixels, ~1 MB together). Building the plotly figure
 # and encoding the PNG cost more than a warm rerun may take, so each is made once per result and opacity.
-@st.cache_resource(max_entries=32, show_spinner=False)
+@st.cache_resource(max_entries=16, show_spinner=False)
 def overlay(model_name: str, image_sha256: str, kind: str, options: tuple, target: int, opacity: float, title: str,
             _result: Attribution, _base: np.ndarray) -> tuple[go.Figure, bytes]:
     """The overlay figure and its PNG for the result kept under the same key (see `result_slot`)."""

@@ -15,18 +15,19 @@ from shufflenet_viz.figures.features import channel_figure, feature_grid_figure,
 from shufflenet_viz.preprocess import preprocess_image
 
 
-# Bounded: 16 entries (8 pictures x 2 models). One entry holds every point of one forward pass: 0.25M-0.42M
-# floats (1-1.7 MB) for a 64x64 CIFAR model (g=1, g=3), about 2.6M (10 MB) for a 224x224 0.5x ImageNet model.
-@st.cache_resource(max_entries=16, show_spinner="Running the model once to capture every layer...")
+# Bounded by size, not by use: 4 entries (2 pictures x 2 models). One entry holds every point of one forward pass:
+# 0.25M-0.42M floats (1-1.7 MB) for a 64x64 CIFAR model (g=1, g=3), 3.3M (13 MB) for a 224x224 0.5x ImageNet
+# model, while recomputing one costs a single forward pass (tens of ms).
+@st.cache_resource(max_entries=4, show_spinner="Running the model once to capture every layer...")
 def features_of(model_name: str, image_sha256: str, _image: Image.Image) -> dict[str, torch.Tensor]:
     """`capture_features` of the model for the picture with this sha256 (one forward pass, shared read-only)."""
     loaded = ui.loaded_models()[model_name]
     return capture_features(loaded.model, preprocess_image(_image, loaded.preprocessing))
 
 
-# Bounded: 64 figures of at most 96 tiles (a few hundred KB each). Building a plotly figure costs tens of ms,
+# Bounded: 16 figures of at most 96 tiles (up to 1.5 MB each at 224x224). Building a plotly figure costs tens of ms,
 # so a rerun that changes nothing but one widget reuses the others' figures. Figures are only read afterwards.
-@st.cache_resource(max_entries=64, show_spinner=False)
+@st.cache_resource(max_entries=16, show_spinner=False)
 def grid_figure(model_name: str, image_sha256: str, point: str, ordering: str, page: int, title: str,
                 _image: Image.Image) -> tuple[go.Figure, np.ndarray]:
     """The figure of one page of a point's channels in the given ordering, and the channel indices it shows:

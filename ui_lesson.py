@@ -1,6 +1,6 @@
 """Cached results and shared widgets of the Unit, Cost and Lesson pages (kept out of the page scripts, which
 Streamlit re-executes on every run): the unit diagram of a model on the current picture, the feature maps of
-a node, the cost figures, the slide exports, figure downloads and settings kept in the URL."""
+a node, the cost figures, the slide exports and figure downloads."""
 
 from __future__ import annotations
 
@@ -58,8 +58,8 @@ def diagram_figure(model_name: str, image_sha256: str, unit_name: str, panel: st
     return unit_diagram_figure(shown, title, selected, compact)
 
 
-# Bounded: 32 grids of at most 48 tiles.
-@st.cache_resource(max_entries=32, show_spinner=False)
+# Bounded: 8 grids of at most 48 tiles (1.7 MB each at 224x224; rebuilt in tens of ms from the cached capture).
+@st.cache_resource(max_entries=8, show_spinner=False)
 def node_feature_figure(model_name: str, image_sha256: str, point: str, channels: tuple[int, int] | None,
                         tiles: int, columns: int, title: str, _image: Image.Image) -> tuple[go.Figure, int]:
     """The first `tiles` feature maps of a node's channels at its capture point, framed by the group each
@@ -187,37 +187,3 @@ def _renderer(figure: go.Figure, image_format: str) -> Callable[[], bytes]:
     # Deferred: rendered in Chromium only when the button is pressed, never on a page run.
     return lambda: export.figure_image(figure, image_format, width=1280)
 
-
-# --- settings kept in the URL ----------------------------------------------------------------------------
-
-def from_url(key: str, param: str, parse: Callable[[str], Any], problem: Callable[[str], str]) -> None:
-    """Before the widget `key` is drawn: adopt the URL's value for it when the URL is new to this session (a
-    link or a bookmark), or say in one line why it cannot be used."""
-    raw = st.query_params.get(param)
-    if raw is None or raw == st.session_state.get(f"{key}__url"):
-        return
-    st.session_state[f"{key}__url"] = raw
-    try:
-        value = parse(raw)
-    except (TypeError, ValueError):
-        value = None
-    if value is None:
-        st.warning(problem(raw))
-    else:
-        st.session_state[key] = value
-
-
-def to_url(settings: dict[str, tuple[str, Any]]) -> None:
-    """Write the page's settings into the URL (param -> (widget key, value)), and projector mode, so that a
-    bookmark restores the view."""
-    for param in [param for param in st.query_params if param not in settings and param != ui.PROJECTOR_PARAM]:
-        del st.query_params[param]  # another page's settings: this URL describes this page
-    for param, (key, value) in settings.items():
-        text = str(value)
-        st.session_state[f"{key}__url"] = text
-        if st.query_params.get(param) != text:
-            st.query_params[param] = text
-    if ui.projector_mode():
-        st.query_params[ui.PROJECTOR_PARAM] = "1"
-    elif ui.PROJECTOR_PARAM in st.query_params:
-        del st.query_params[ui.PROJECTOR_PARAM]

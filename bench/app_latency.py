@@ -7,9 +7,9 @@ default picture and models: the app's first run (the landing page: models loaded
 sample classified), then the page's first visit (timed: it fills the page's own caches and imports), then
 `--runs` reruns of the page (warm, the median). The landing page's first visit is the app's first run itself.
 The modules app.py imports are imported before any clock starts (a server pays that once, at its first
-session, for all pages). Each run is Streamlit's AppTest: the script's execution plus AppTest's parsing of what
-it sent, so an upper bound on the server's time; the CPU time of the same run is printed beside it (on a shared
-machine the wall time includes waiting for a core). Budgets: first visit <= 2.0 s, warm <= 0.5 s; exit status 1
+session, for all pages; the time is printed apart). Each run is Streamlit's AppTest: the script's execution
+plus AppTest's parsing of what it sent, so an upper bound on the server's time; the CPU time of the same run is
+printed beside it (on a shared machine the wall time includes waiting for a core). Budgets: first visit <= 2.0 s, warm <= 0.5 s; exit status 1
 when a page misses one or raises, or when the landing page's warm rerun costs more than 2x its two models'
 bare forward passes. `--profile N` prints the N entries with the most cumulative time of each
 first visit (cProfile of the script thread).
@@ -93,7 +93,9 @@ def visit(page_file: str, landing_file: str, runs: int, profile_entries: int) ->
     from streamlit.testing.v1 import app_test as app_test_module
     from streamlit.testing.v1.local_script_runner import LocalScriptRunner
 
+    started = time.perf_counter()
     import ui  # noqa: F401  (imported with everything app.py imports, before the clock starts)
+    imported = time.perf_counter() - started
     from shufflenet_viz.runtime import configure_torch_threads
 
     configure_torch_threads()
@@ -140,7 +142,7 @@ def visit(page_file: str, landing_file: str, runs: int, profile_entries: int) ->
             raise RuntimeError(f"{error.message.splitlines()[0][:200]} {' '.join(where)}")
         return time.perf_counter() - started
 
-    result: dict = {"page": page_file}
+    result: dict = {"page": page_file, "app_imports": imported}
     try:
         landing = page_file == landing_file
         result["app_first_run"] = timed_run(profiled=profiler is not None and landing)
@@ -191,7 +193,7 @@ def main() -> int:
     print()
     width = max(len(title) for _, title in chosen) + 2
     print(f"{'page':<{width}}{'first visit':>13}{'(CPU)':>9}{'warm':>9}{'(CPU)':>9}  verdict")
-    failures, profiles, app_first_runs, landing_ratio = 0, [], [], None
+    failures, profiles, app_first_runs, imports, landing_ratio = 0, [], [], [], None
     for file, title in chosen:
         child = subprocess.run([sys.executable, __file__, "--child", "--page", file, "--runs", str(args.runs),
                                 "--profile", str(args.profile)], cwd=ROOT, env=env, capture_output=True, text=True)
@@ -208,6 +210,7 @@ def main() -> int:
             failures += 1
             continue
         app_first_runs.append(result["app_first_run"])
+        imports.append(result["app_imports"])
         slow = [name for name, seconds, budget in (("first visit", result["first_visit"], FIRST_VISIT_BUDGET_S),
                                                    ("warm", result["warm"], WARM_BUDGET_S)) if seconds > budget]
         failures += bool(slow)
@@ -220,6 +223,8 @@ def main() -> int:
         print()
         print(f"app's first run (landing page, models loaded and verified): median "
               f"{statistics.median(app_first_runs) * 1000:.0f} ms over {len(app_first_runs)} fresh processes")
+        print(f"before it, once per server: importing the app's modules and libraries (streamlit, torch, plotly, "
+              f"captum, pandas, ...): median {statistics.median(imports) * 1000:.0f} ms")
     if landing_ratio:
         title, ratio, pair = landing_ratio
         failures += ratio > LANDING_FORWARD_RATIO

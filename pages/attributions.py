@@ -1,9 +1,11 @@
-"""Attributions: which pixels, and which channel groups, the class score rests on; both models side by side."""
+"""Attributions: which pixels, and which channel groups, the class score rests on; both models side by side.
+The method, its options, the class and the group unit live in the URL (?method=gradcam&cam_unit=stage3.unit8...)."""
 
 import streamlit as st
 
 import ui
 import ui_explain
+import ui_url
 from shufflenet_viz.attributions import (DEFAULT_OPTIONS, METHODS, Attribution, GroupAttribution, attribute,
                                          attribute_groups, black_baseline, describe_groups, describe_occlusion,
                                          occlusion_defaults, occlusion_windows, to_npy_bytes)
@@ -15,6 +17,11 @@ GROUP_STEPS = 50
 AUTO_GROUP_PIXELS = 64 * 64  # inputs up to this size open with IG and get the per-group attribution unasked
 CONVERGED_DELTA = 0.01  # a convergence delta above this share of the score difference gets advice
 BASELINES = {"black": "black image", "mean": "mean colour (zero after normalisation)"}
+TARGETS = {"predicted": "each model's prediction", "chosen": "a class I choose"}
+# Option of a method -> its URL param. Methods share a param where they share an option, and the URL remembers it
+# under one name ("at_" + param), so that a value written for one method is never taken as a link by another.
+OPTION_PARAMS = {"n_steps": "steps", "baseline": "baseline", "base": "base", "nt_samples": "samples",
+                 "stdevs": "noise", "unit": "cam_unit", "window": "window", "stride": "stride"}
 METHOD_NOTES = {
     "integrated_gradients": "Integrates the gradient along a straight path from a baseline picture to this "
                             "one. The attributions add up to score(picture) - score(baseline); the "
@@ -30,36 +37,46 @@ METHOD_NOTES = {
 
 
 def method_options(method: str) -> dict:
-    """The method's options as widgets; the baseline as a name (see `with_baseline`)."""
+    """The method's options as widgets, each kept in the URL (see OPTION_PARAMS); the baseline as a name (see
+    `with_baseline`)."""
     defaults = DEFAULT_OPTIONS[method]
     if method == "integrated_gradients":
-        return {"n_steps": st.slider("Steps", 10, 1000, defaults["n_steps"], 10, key="at_ig_steps",
+        ui_url.number("at_ig_steps", "steps", 10, 1000, defaults["n_steps"], marker="at_steps")
+        ui_url.choice("at_ig_baseline", "baseline", list(BASELINES), "black", BASELINES.get, marker="at_baseline")
+        return {"n_steps": st.slider("Steps", 10, 1000, step=10, key="at_ig_steps",
                                      help="More steps: a smaller convergence delta, a longer wait "
                                           "(1,000 steps: several seconds per model)."),
                 "baseline": st.radio("Baseline", list(BASELINES), format_func=BASELINES.get, key="at_ig_baseline",
                                      horizontal=True)}
     if method == "smoothgrad":
-        options = {"base": st.radio("Averages", ["saliency", "integrated_gradients"], format_func=METHODS.get,
-                                    key="at_sg_base", horizontal=True),
-                   "nt_samples": st.slider("Noisy samples", 4, 64, defaults["nt_samples"], 4, key="at_sg_samples"),
-                   "stdevs": st.slider("Noise (standard deviation)", 0.05, 1.0, defaults["stdevs"], 0.05,
-                                       key="at_sg_noise", help="In normalised input units; the input spans "
-                                                               "about 4 of them.")}
+        bases = ["saliency", "integrated_gradients"]
+        ui_url.choice("at_sg_base", "base", bases, bases[0], METHODS.get, marker="at_base")
+        ui_url.number("at_sg_samples", "samples", 4, 64, defaults["nt_samples"], marker="at_samples")
+        ui_url.number("at_sg_noise", "noise", 0.05, 1.0, defaults["stdevs"], kind=float, marker="at_noise")
+        options = {"base": st.radio("Averages", bases, format_func=METHODS.get, key="at_sg_base", horizontal=True),
+                   "nt_samples": st.slider("Noisy samples", 4, 64, step=4, key="at_sg_samples"),
+                   "stdevs": st.slider("Noise (standard deviation)", 0.05, 1.0, step=0.05, key="at_sg_noise",
+                                       help="In normalised input units; the input spans about 4 of them.")}
         if options["base"] == "integrated_gradients":
-            options["n_steps"] = st.slider("IG steps per sample", 5, 50, defaults["n_steps"], 5, key="at_sg_steps")
+            ui_url.number("at_sg_steps", "steps", 5, 50, defaults["n_steps"], marker="at_steps")
+            options["n_steps"] = st.slider("IG steps per sample", 5, 50, step=5, key="at_sg_steps")
         return options
     if method == "gradcam":
         units = left.model.unit_names()
         last = min(m.preprocessing.input_size for m in (left, right)) // 32
-        return {"unit": st.selectbox("Unit", units, index=units.index(defaults["unit"]), key="at_cam_unit",
+        ui_url.choice("at_cam_unit", "cam_unit", units, defaults["unit"], marker="at_cam_unit")
+        return {"unit": st.selectbox("Unit", units, key="at_cam_unit",
                                      help=f"Later units: coarser maps ({last}x{last} in Stage 4 at the smaller "
                                           f"input) about larger parts.")}
     if method == "occlusion":
         size = min(m.preprocessing.input_size for m in (left, right))  # the window must fit both inputs
         sized = occlusion_defaults(size)
-        window = st.slider("Window (pixels)", 2, size // 2, min(sized["window"], size // 2), 2, key="at_occ_window")
-        stride = st.slider("Stride (pixels)", 1, window, min(sized["stride"], window), 1, key="at_occ_stride")
+        ui_url.number("at_occ_window", "window", 2, size // 2, min(sized["window"], size // 2), marker="at_window")
+        window = st.slider("Window (pixels)", 2, size // 2, step=2, key="at_occ_window")
+        ui_url.number("at_occ_stride", "stride", 1, window, min(sized["stride"], window), marker="at_stride")
+        stride = st.slider("Stride (pixels)", 1, window, step=1, key="at_occ_stride")
         st.caption(describe_occlusion({m.label: m.preprocessing.input_size for m in (left, right)}, window, stride))
+        ui_url.choice("at_occ_baseline", "baseline", list(BASELINES), "black", BASELINES.get, marker="at_baseline")
         return {"window": window, "stride": stride,
                 "baseline": st.radio("Window fill", list(BASELINES), format_func=BASELINES.get,
                                      key="at_occ_baseline", horizontal=True)}
@@ -126,9 +143,9 @@ st.markdown("Which input pixels raise or lower a class score, by five methods, f
 # Small inputs open with Integrated Gradients (a fraction of a second per model); at 224x224 its 50 gradient steps
 # take a second or more per model, so the page opens with Saliency (one gradient) and IG is one choice away.
 cheap = max(m.preprocessing.input_size for m in (left, right)) ** 2 <= AUTO_GROUP_PIXELS
+ui_url.choice("at_method", "method", list(METHODS), "integrated_gradients" if cheap else "saliency", METHODS.get)
 method_column, options_column, target_column = st.columns([2, 3, 3], gap="medium")
-method = method_column.selectbox("Method", list(METHODS), index=0 if cheap else list(METHODS).index("saliency"),
-                                 format_func=METHODS.get, key="at_method")
+method = method_column.selectbox("Method", list(METHODS), format_func=METHODS.get, key="at_method")
 method_column.caption(METHOD_NOTES[method])
 if not cheap and method == "saliency":
     method_column.caption("At 224x224 the page opens with Saliency; Integrated Gradients, 50 gradient steps per "
@@ -138,16 +155,19 @@ with options_column:
 with target_column:
     right_classes = set(right.classes)
     shared = [name for name in left.classes if name in right_classes]
-    explain = st.radio("Class to explain", ["predicted", "chosen"], key="at_target_kind",
-                       format_func={"predicted": "each model's prediction", "chosen": "a class I choose"}.get,
+    ui_url.choice("at_target_kind", "target", list(TARGETS), "predicted", TARGETS.get)
+    explain = st.radio("Class to explain", list(TARGETS), key="at_target_kind", format_func=TARGETS.get,
                        disabled=not shared)
-    chosen_class = st.selectbox("Class", shared, key="at_class",
-                                help=f"The {len(shared):,} classes both models know; type part of a name to "
-                                     f"filter the list.") \
-        if explain == "chosen" and shared else None
+    chosen_class = None
+    if explain == "chosen" and shared:
+        ui_url.choice("at_class", "class", shared, shared[0])
+        chosen_class = st.selectbox("Class", shared, key="at_class",
+                                    help=f"The {len(shared):,} classes both models know; type part of a name to "
+                                         f"filter the list.")
     if not shared:
         st.caption("The two models share no class, so each explains its own prediction.")
-    opacity = st.slider("Opacity of the attribution", 0.0, 1.0, 0.7, 0.05, key="at_opacity")
+    ui_url.number("at_opacity", "opacity", 0.0, 1.0, 0.7, kind=float)
+    opacity = st.slider("Opacity of the attribution", 0.0, 1.0, step=0.05, key="at_opacity")
 
 option_key = tuple(sorted(options.items()))
 for side, (column, loaded) in enumerate(zip(st.columns(2, gap="large"), (left, right))):
@@ -178,10 +198,19 @@ st.markdown(f"Layer Integrated Gradients at one unit's output (black baseline, {
             "so channels for and against the class both count; its label is the share of all channels' sum. "
             "In g=3, does one group dominate?")
 units = left.model.unit_names()
-group_unit = st.selectbox("Unit", units, index=len(units) - 1, key="at_group_unit")
+ui_url.choice("at_group_unit", "group_unit", units, units[-1])
+group_unit = st.selectbox("Unit", units, key="at_group_unit")
 # Layer IG costs as much as IG itself: at once for small inputs (CIFAR-10's 64x64: a fraction of a second), on
 # request above that (224x224: about a second per model), so that the page's first answer does not wait for it.
-if st.toggle(f"Compute it for both models ({GROUP_STEPS} steps of Layer IG each)", value=cheap, key="at_groups_on"):
+ui_url.flag("at_groups_on", "groups", cheap)
+groups_on = st.toggle(f"Compute it for both models ({GROUP_STEPS} steps of Layer IG each)", key="at_groups_on")
+ui_url.to_url({"method": ("at_method", method),
+               **{OPTION_PARAMS[name]: (f"at_{OPTION_PARAMS[name]}", value) for name, value in options.items()},
+               "target": ("at_target_kind", explain),
+               **({"class": ("at_class", chosen_class)} if chosen_class is not None else {}),
+               "opacity": ("at_opacity", opacity), "group_unit": ("at_group_unit", group_unit),
+               "groups": ("at_groups_on", groups_on)})
+if groups_on:
     for side, (column, loaded) in enumerate(zip(st.columns(2, gap="large"), (left, right))):
         with column:
             target = target_of(loaded, chosen_class)

@@ -1,8 +1,10 @@
-"""Classify (landing page): both models' top-5 for the current picture, what each model sees, their model cards."""
+"""Classify (landing page): both models' top-5 for the current picture, what each model sees, their model cards.
+An open card stays open in a bookmark (?left_card=1)."""
 
 import streamlit as st
 
 import ui
+import ui_url
 from shufflenet_viz.weights import LoadedModel
 
 ui.ensure_shell()
@@ -19,12 +21,18 @@ def agreement_line(left: LoadedModel, right: LoadedModel, answers) -> None:
                    f"{right.label} says **{right_class}** ({right_p:.0%}).")
 
 
+def card_key(side: int) -> str:
+    """The key of a side's model card (an expander whose open state is kept)."""
+    return f"model_card_{side}"
+
+
 def model_card(loaded: LoadedModel, side: int) -> None:
     """What the manifest says about a model: data, accuracy, per-class results, how it was trained.
 
     Its content runs only while the card is open: two charts per card would otherwise be sent on every run.
     """
-    with st.expander(f"Model card: {loaded.label}", key=f"model_card_{side}", on_change="rerun") as card:
+    ui_url.flag(card_key(side), f"{ui_url.SIDES[side]}_card", False)
+    with st.expander(f"Model card: {loaded.label}", key=card_key(side), on_change="rerun") as card:
         if not card.open:
             return
         entry, metrics, training = loaded.entry, loaded.entry.get("metrics", {}), loaded.entry.get("training", {})
@@ -100,3 +108,5 @@ for side, (column, loaded, answer) in enumerate(zip(st.columns(2, gap="large"), 
         st.image(ui.seen_png_cached(loaded.name, current.sha256, current.image), output_format="PNG",
                  caption=f"What the model sees: {spec.native_size}x{spec.native_size} pixels{upsampled}")
         model_card(loaded, side)
+ui_url.to_url({f"{ui_url.SIDES[side]}_card": (card_key(side), bool(st.session_state[card_key(side)]))
+               for side in range(2)})

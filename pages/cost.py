@@ -6,6 +6,7 @@ import streamlit as st
 import ui
 import ui_flops
 import ui_lesson
+import ui_url
 from shufflenet_viz.cost import (ARCHITECTURES, LIMIT, network_mflops, setting_problem, stride1_settings,
                                   table1_setting, unit_macs)
 from shufflenet_viz.model import GROUPS, PAPER_MFLOPS
@@ -44,17 +45,8 @@ def flops_unit(g: int):
     return next(s for s in stride1_settings(ui_flops.report(g, 1.0, 224, 1000)) if s.unit == "stage2.unit2")
 
 
-def positive(raw: str) -> int | None:
-    """A setting read from the URL, or None when it is out of range."""
-    value = int(raw)
-    return value if 1 <= value <= LIMIT else None
-
-
 for field, (_, default, _) in FIELDS.items():
-    ui_lesson.from_url(key_of(field), field, positive,
-                       lambda raw, field=field: f"The link sets {field} = {raw!r}; it must be a whole number from "
-                                                f"1 to {LIMIT:,}. Using the last value instead.")
-    st.session_state.setdefault(key_of(field), default)
+    ui_url.number(key_of(field), field, 1, LIMIT, default)
 
 st.title("Cost arithmetic")
 st.markdown("Section 3.2 of the paper in numbers. A bottleneck unit with **c** channels in and out, **m** "
@@ -107,4 +99,4 @@ with st.expander("The whole network at these widths (flops.py)", key="cost_netwo
                      key="cost_network_table")
         st.caption("The whole ShuffleNet 1x at 224x224 with Table 1's widths, as the FLOPs page counts it: about "
                    "140 M for every g, as the paper designed.")
-ui_lesson.to_url({field: (key_of(field), value) for field, value in values.items()})
+ui_url.to_url({field: (key_of(field), value) for field, value in values.items()})

@@ -1,9 +1,11 @@
-"""Does the shuffle help? This project's CIFAR-10 rerun of the paper's Tables 2 and 3, from the results file."""
+"""Does the shuffle help? This project's CIFAR-10 rerun of the paper's Tables 2 and 3, from the results file.
+The recipe section, when open, stays open in a bookmark (?recipe=1)."""
 
 import streamlit as st
 
 import ui
 import ui_experiments
+import ui_url
 from shufflenet_viz import flow, weights
 from shufflenet_viz.figures.experiments import (comparison_rows, cost_note, describe_configuration, gain_rows,
                                                 gain_verdict)
@@ -82,24 +84,29 @@ st.markdown("Trained without shuffle, a grouped network's groups never meet insi
             f"unit{ui_experiments.FLOW_AFTER} to the end of the stage (the first unit of a stage concatenates "
             "its branch with the pooled input, which straddles groups by construction).")
 current = ui.current_image()
+chosen: list[str] = []
 if not available:
     st.info("None of the experiment's models trained without shuffle could be loaded; the sidebar says why.")
 elif current is None:
     st.info("Choose a picture in the sidebar to measure these models on it.")
 else:
+    chosen = ui_experiments.measured_input(data, available)
     measured = [ui_experiments.separation(name, str(weights.WEIGHTS_DIR), current.sha256, current.image)
-                for name in available]
-    for column, item in zip(st.columns(len(measured)), measured):
+                for name in chosen]
+    for column, item in zip(st.columns(max(1, len(measured))), measured):
         column.metric(f"g={item.groups} trained without shuffle, seed {data['runs'][item.name]['seed']}",
                       flow.format_share(item.cross_group_share),
                       help=f"{item.name}: share of the measured channel-to-channel influence that crosses "
                            f"groups over {item.units} units")
         column.caption(f"structure block-diagonal: {'yes' if item.block_diagonal else 'no'}")
-    panels = tuple((f"g={item.groups}, seed {data['runs'][item.name]['seed']}", item.name) for item in measured)
-    st.plotly_chart(ui_experiments.separation_figure(panels, str(weights.WEIGHTS_DIR), current.sha256, current.image),
-                    theme=None, key="experiments_influence")
-    st.caption("Influence of each start channel (columns) on each output channel (rows), summed over positions; "
-               "white is exactly zero. Every block off the diagonal is white: no group hears another.")
+    if measured:
+        panels = tuple((ui_experiments.run_label(data, item.name), item.name) for item in measured)
+        st.plotly_chart(ui_experiments.separation_figure(panels, str(weights.WEIGHTS_DIR), current.sha256,
+                                                         current.image), theme=None, key="experiments_influence")
+        st.caption("Influence of each start channel (columns) on each output channel (rows), summed over "
+                   "positions; white is exactly zero. Every block off the diagonal is white: no group hears another.")
+    else:
+        st.info("Pick one or more of the models above to measure them on your picture.")
 
 st.header("What these numbers do and do not show")
 best = max(summary.configurations, key=lambda c: c.mean_accuracy)
@@ -116,7 +123,11 @@ st.markdown(
     "A gain smaller than the spread says nothing either way.\n"
     f"- **Cost:** {cost_note(summary, data.get('planning', {}))}")
 
-with st.expander("The recipe and how it was chosen"):
-    st.json({"recipe": recipe, "planning": data.get("planning", {}), "command": data.get("command", "")})
-    hardware = sorted({run.get("hardware", "") for run in data["runs"].values()})
-    st.caption(f"Trained on: {'; '.join(hardware)}. Results file: `{path.name}` in `{path.parent}`.")
+ui_url.flag("experiments_recipe", "recipe", False)
+with st.expander("The recipe and how it was chosen", key="experiments_recipe", on_change="rerun") as recipe_card:
+    if recipe_card.open:
+        st.json({"recipe": recipe, "planning": data.get("planning", {}), "command": data.get("command", "")})
+        hardware = sorted({run.get("hardware", "") for run in data["runs"].values()})
+        st.caption(f"Trained on: {'; '.join(hardware)}. Results file: `{path.name}` in `{path.parent}`.")
+ui_url.to_url({"recipe": ("experiments_recipe", recipe_card.open),
+               **({"measured": (ui_experiments.MEASURED_KEY, ",".join(chosen))} if available and current else {})})

@@ -1,4 +1,5 @@
-"""FLOPs: multiply-adds and parameters per unit and per op for two configurations, against Table 1 and the clock."""
+"""FLOPs: multiply-adds and parameters per unit and per op for two configurations, against Table 1 and the clock.
+The configurations live in the URL (?count=custom&input=64&left_g=1&left_width=0.5...)."""
 
 import csv
 import io
@@ -7,6 +8,7 @@ import streamlit as st
 
 import ui
 import ui_flops
+import ui_url
 from shufflenet_viz.figures.flops import paper_comparison_rows, unit_table_rows, unit_totals
 from shufflenet_viz.flops import describe_timing
 from shufflenet_viz.model import GROUPS, WIDTHS
@@ -15,9 +17,9 @@ ui.ensure_shell()
 
 CUSTOM, MODELS = "custom", "models"
 SOURCES = {CUSTOM: "two configurations I choose", MODELS: "the two models compared (sidebar)"}
-SETTINGS = {
-    "224x224, 1000 classes (the paper's ImageNet setting, Table 1)": (224, 1000),
-    "64x64, 10 classes (this app's CIFAR-10 models)": (64, 10),
+SETTINGS = {  # input size -> (label, classes)
+    224: ("224x224, 1000 classes (the paper's ImageNet setting, Table 1)", 1000),
+    64: ("64x64, 10 classes (this app's CIFAR-10 models)", 10),
 }
 DEFAULT_GROUPS = (1, 3)
 
@@ -40,7 +42,9 @@ st.title("FLOPs: where the multiply-adds go")
 st.markdown("A ShuffleNet unit spends its multiply-adds in two 1x1 group convolutions and one 3x3 depthwise "
             "convolution. More groups make the 1x1 convolutions cheaper, and the network spends the savings on "
             "wider stages, which is why every g lands near 140 MFLOPs (the paper counts multiply-adds).")
+ui_url.choice("flops_source", "count", list(SOURCES), CUSTOM, format=SOURCES.get)
 source = st.radio("Count", list(SOURCES), format_func=SOURCES.get, horizontal=True, key="flops_source")
+settings = {"count": ("flops_source", source)}
 if source == MODELS:
     pair = ui.model_pair()
     architectures = [(m.groups, m.model.config.width, m.preprocessing.input_size, len(m.classes),
@@ -49,18 +53,27 @@ if source == MODELS:
                "; ".join(f"{m.label}: {a[2]}x{a[2]}, {a[3]:,} classes, {a[4]} layout"
                          for m, a in zip(pair, architectures)) + ".")
 else:
-    setting = st.radio("Input and classes", list(SETTINGS), horizontal=True, key="flops_setting")
-    size, num_classes = SETTINGS[setting]
+    ui_url.choice("flops_setting", "input", list(SETTINGS), 224)
+    size = st.radio("Input and classes", list(SETTINGS), format_func=lambda s: SETTINGS[s][0], horizontal=True,
+                    key="flops_setting")
+    num_classes = SETTINGS[size][1]
+    settings["input"] = ("flops_setting", size)
     architectures = []
     for side, column in enumerate(st.columns(2, gap="large")):
         with column:
-            groups = st.selectbox("Groups g", GROUPS, index=GROUPS.index(DEFAULT_GROUPS[side]),
-                                  key=f"flops_groups_{side}")
-            width = st.selectbox("Width multiplier", WIDTHS, index=WIDTHS.index(1.0), key=f"flops_width_{side}",
+            prefix = ui_url.SIDES[side]
+            ui_url.choice(f"flops_groups_{side}", f"{prefix}_g", GROUPS, DEFAULT_GROUPS[side])
+            groups = st.selectbox("Groups g", GROUPS, key=f"flops_groups_{side}")
+            ui_url.choice(f"flops_width_{side}", f"{prefix}_width", WIDTHS, 1.0)
+            width = st.selectbox("Width multiplier", WIDTHS, key=f"flops_width_{side}",
                                  format_func=lambda w: f"{w:g}x")
             architectures.append((groups, width, size, num_classes, "paper"))
+            settings.update({f"{prefix}_g": (f"flops_groups_{side}", groups),
+                             f"{prefix}_width": (f"flops_width_{side}", width)})
+ui_url.flag("flops_other_ops", "other_ops", False)
 include_other_ops = st.toggle("Also count the operations the paper leaves out (batch norm, ReLU, add, pooling)",
                               key="flops_other_ops")
+ui_url.to_url({**settings, "other_ops": ("flops_other_ops", include_other_ops)})
 reports = [ui_flops.report(*a) for a in architectures]
 names = [config_name(a[0], a[1], a[2], a[4]) for a in architectures]
 

@@ -1,16 +1,19 @@
 """Information flow between channel groups: the pair's models and a grouped model with its shuffle off, by
-structure, by measurement on the current picture, where the shuffle sits, and the shuffle switched off."""
+structure, by measurement on the current picture, where the shuffle sits, and the shuffle switched off. The
+stage, start point, unit and span live in the URL."""
 
 import streamlit as st
 
 import ui
 import ui_flow
+import ui_url
 from shufflenet_viz import flow
 from shufflenet_viz.model import STAGE_NAMES
 
 ui.ensure_shell()
 
-SPANS = {"the next unit": 1, "the rest of the stage": None}
+SPANS = {"unit": 1, "stage": None}  # -> units measured (None: to the end of the stage)
+SPAN_LABELS = {"unit": "the next unit", "stage": "the rest of the stage"}
 
 pair = ui.model_pair()
 views = ui_flow.flow_views(pair)
@@ -32,10 +35,13 @@ st.markdown("Which channels can an output channel hear from? Below: " + ", ".joi
         ui.loaded_models()[view.name].groups == 1 for view in on_views) else ""))
 
 choice = st.columns(2)
+ui_url.choice("flow_stage", "stage", STAGE_NAMES, STAGE_NAMES[0])
 stage = choice[0].radio("Stage", STAGE_NAMES, horizontal=True, key="flow_stage")
 points = flow.stage_points(grouped.model, stage)
-# One widget per stage (and per start point below), so a choice never points at a unit another stage lacks.
-start_label = choice[1].selectbox("Start at", points, index=1, key=f"flow_start_{stage}",
+# One widget per stage (and per start point below), so a choice never points at a unit another stage lacks; the
+# URL remembers them under one name each.
+ui_url.choice(f"flow_start_{stage}", "start", points, points[1], marker="flow_start")
+start_label = choice[1].selectbox("Start at", points, key=f"flow_start_{stage}",
                                   help="The channels whose information is followed. From the output of a stage's "
                                        "first unit on, the stage has only stride-1 units.")
 after = points.index(start_label)
@@ -48,7 +54,8 @@ st.markdown("Read from the modules themselves, in each unit's own order: each co
             "channels with the start group they pool). Orange lines: group boundaries.")
 reach = ui_flow.structure(views[0].name, views[0].shuffle, stage, after, views[0].groups)
 unit_names = [step.unit_name for step in reach]
-shown_unit = st.select_slider("Follow the flow unit by unit: output of", unit_names, value=unit_names[0],
+ui_url.choice(f"flow_structure_unit_{stage}_{after}", "unit", unit_names, unit_names[0], marker="flow_structure_unit")
+shown_unit = st.select_slider("Follow the flow unit by unit: output of", unit_names,
                               key=f"flow_structure_unit_{stage}_{after}")
 step_index = unit_names.index(shown_unit)
 st.plotly_chart(ui.for_screen(ui_flow.structure_figure(views, stage, after, step_index)), key="flow_structure")
@@ -91,8 +98,9 @@ for view in on_views:
                    f"GConv read from every group."))
 
 st.header("c. Measured on this picture: how much each channel moves each other channel")
-span_label = st.radio("Measure across", list(SPANS), horizontal=True, key="flow_span")
-units = SPANS[span_label]
+ui_url.choice("flow_span", "span", list(SPANS), "unit", format=SPAN_LABELS.get)
+span = st.radio("Measure across", list(SPANS), format_func=SPAN_LABELS.get, horizontal=True, key="flow_span")
+units = SPANS[span]
 st.markdown("For each output channel j and input channel i: |d mean(out_j) / d in_i| summed over positions, "
             "computed exactly on this picture's activation (the shared model is not changed). White: exactly zero. "
             "Rows grouped by where each channel came from, as above.")
@@ -139,3 +147,5 @@ st.markdown(f"**Read these numbers honestly.** The g={g} model was trained *with
             f"no-shuffle network, which learned to live without the exchange, was "
             f"{(paper['error_without_shuffle'] - paper['error_with_shuffle']) * 100:.1f} points worse "
             f"({paper['error_without_shuffle']:.1%} vs {paper['error_with_shuffle']:.1%} top-1 error on ImageNet).")
+ui_url.to_url({"stage": ("flow_stage", stage), "start": ("flow_start", start_label),
+               "unit": ("flow_structure_unit", shown_unit), "span": ("flow_span", span)})

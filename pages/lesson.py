@@ -6,6 +6,7 @@ import streamlit as st
 import ui
 import ui_flops
 import ui_lesson
+import ui_url
 from shufflenet_viz.model import PAPER_MFLOPS
 
 ui.ensure_shell()
@@ -110,9 +111,9 @@ def step_7(current) -> None:
 
 
 current = ui.require_image()
-ui_lesson.from_url(STEP_KEY, "step", lambda raw: int(raw) if 1 <= int(raw) <= len(STEPS) else None,
-                   lambda raw: f"The link asks for step {raw!r}; the lesson has steps 1 to {len(STEPS)}. "
-                               f"Starting at step 1.")
+ui_url.from_url(STEP_KEY, "step", lambda raw: int(raw) if 1 <= int(raw) <= len(STEPS) else None,
+                lambda raw: f"The link asks for step {raw!r}; the lesson has steps 1 to {len(STEPS)}. "
+                            f"Starting at step 1.")
 step = st.session_state.setdefault(STEP_KEY, 1)
 st.title(f"Lesson {step} of {len(STEPS)}: {STEPS[step - 1]}", anchor=False)
 back, middle, forward = st.columns([1, 4, 1], vertical_alignment="center")
@@ -122,4 +123,4 @@ middle.progress(step / len(STEPS))
 forward.button("Next", key="lesson_next", on_click=go_to, args=(step + 1,), disabled=step == len(STEPS),
                icon=":material/arrow_forward:", width="stretch", type="primary")
 [step_1, step_2, step_3, step_4, lambda: step_5(current), step_6, lambda: step_7(current)][step - 1]()
-ui_lesson.to_url({"step": (STEP_KEY, step)})
+ui_url.to_url({"step": (STEP_KEY, step)})

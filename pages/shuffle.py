@@ -1,9 +1,11 @@
-"""Channel shuffle: the operation animated, why it matters (the paper's Figure 1), and the shuffle of a real unit."""
+"""Channel shuffle: the operation animated, why it matters (the paper's Figure 1), and the shuffle of a real unit.
+Every setting lives in the URL (?channels=12&groups=4&unit=stage3.unit2...)."""
 
 import streamlit as st
 
 import ui
 import ui_flow
+import ui_url
 from shufflenet_viz import flow
 from shufflenet_viz.model import BOTTLENECK_RATIO, STAGE_OUT_CHANNELS, shuffle_permutation
 
@@ -23,15 +25,18 @@ st.markdown("A group convolution splits the channels into **g groups** and lets 
             "least g channels per group (try fewer below).")
 
 st.header("1. The operation: reshape, transpose, flatten")
+ui_url.number("shuffle_channels", "channels", 1, flow.MAX_ANIMATION_CHANNELS,
+              PROJECTOR_CHANNELS if ui.projector_mode() else DEFAULT_CHANNELS)
+ui_url.number("shuffle_groups", "groups", 1, flow.MAX_ANIMATION_GROUPS, DEFAULT_GROUPS)
 setting = st.columns(2)
 channels = int(setting[0].number_input(
     f"Channels C (1 to {flow.MAX_ANIMATION_CHANNELS})", min_value=1, max_value=flow.MAX_ANIMATION_CHANNELS,
-    value=PROJECTOR_CHANNELS if ui.projector_mode() else DEFAULT_CHANNELS, step=1, key="shuffle_channels",
+    step=1, key="shuffle_channels",
     help=f"Default: the {DEFAULT_CHANNELS}-channel bottleneck of the g=3 model's Stage 2 ({PROJECTOR_CHANNELS} in "
          f"projector mode). Up to {flow.MAX_ANIMATION_CHANNELS} channels stay legible."))
 groups = int(setting[1].number_input(
     f"Groups g (1 to {flow.MAX_ANIMATION_GROUPS})", min_value=1, max_value=flow.MAX_ANIMATION_GROUPS,
-    value=DEFAULT_GROUPS, step=1, key="shuffle_groups"))
+    step=1, key="shuffle_groups"))
 problem = flow.shuffle_setting_problem(channels, groups)
 if problem:
     st.error(problem)
@@ -52,10 +57,13 @@ st.header("2. Why: stacked group convolutions, without and with shuffle")
 st.markdown("The paper's Figure 1: the same group convolutions stacked, once as they are and once with a shuffle "
             "between them. Each channel carries one small dot per **input** group; a dot is filled when "
             "information from that group can reach the channel.")
+ui_url.choice("shuffle_fig1_layers", "layers", FIGURE1_CHOICES, 2)
+ui_url.choice("shuffle_fig1_groups", "fig1_groups", FIGURE1_CHOICES, 3)
+ui_url.choice("shuffle_fig1_per_group", "per_group", FIGURE1_CHOICES, 4)
 choice = st.columns(3)
-layers = choice[0].select_slider("Group convolutions stacked", FIGURE1_CHOICES, value=2, key="shuffle_fig1_layers")
-figure1_groups = choice[1].select_slider("Groups", FIGURE1_CHOICES, value=3, key="shuffle_fig1_groups")
-per_group = choice[2].select_slider("Channels per group", FIGURE1_CHOICES, value=4, key="shuffle_fig1_per_group")
+layers = choice[0].select_slider("Group convolutions stacked", FIGURE1_CHOICES, key="shuffle_fig1_layers")
+figure1_groups = choice[1].select_slider("Groups", FIGURE1_CHOICES, key="shuffle_fig1_groups")
+per_group = choice[2].select_slider("Channels per group", FIGURE1_CHOICES, key="shuffle_fig1_per_group")
 figure, stacks = ui_flow.figure1(figure1_groups * per_group, figure1_groups, layers)
 st.plotly_chart(ui.for_screen(figure), key="shuffle_figure1")
 counts = st.columns(2)
@@ -72,7 +80,8 @@ st.markdown("The shuffle each model really applies, read by running the unit's `
             "flow page measures it).")
 pair = ui.model_pair()
 unit_names = pair[0].model.unit_names()
-unit_name = st.selectbox("Unit", unit_names, index=unit_names.index("stage2.unit2"), key="shuffle_unit")
+ui_url.choice("shuffle_unit", "unit", unit_names, "stage2.unit2")
+unit_name = st.selectbox("Unit", unit_names, key="shuffle_unit")
 for side, (column, loaded) in enumerate(zip(st.columns(len(pair), gap="large"), pair)):
     with column:
         st.subheader(loaded.label)
@@ -85,3 +94,7 @@ for side, (column, loaded) in enumerate(zip(st.columns(len(pair), gap="large"), 
         st.plotly_chart(ui.for_screen(figure), key=f"shuffle_unit_wiring_{side}")
         st.caption(flow.unit_shuffle_caption(permutation, unit_groups, unit.shuffle.enabled))
         st.markdown(f"`{flow.describe_permutation(permutation, 6)}`")
+ui_url.to_url({"channels": ("shuffle_channels", channels), "groups": ("shuffle_groups", groups),
+               "layers": ("shuffle_fig1_layers", layers), "fig1_groups": ("shuffle_fig1_groups", figure1_groups),
+               "per_group": ("shuffle_fig1_per_group", per_group),
+               "unit": ("shuffle_unit", unit_name)})

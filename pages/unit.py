@@ -5,6 +5,7 @@ import streamlit as st
 
 import ui
 import ui_lesson
+import ui_url
 from shufflenet_viz.figures.unit import PANEL_NAMES, node_at
 from shufflenet_viz.model import BOTTLENECK_RATIO
 from shufflenet_viz.unit_diagram import format_count, stride2_arithmetic
@@ -27,10 +28,7 @@ current = ui.require_image()
 models = ui.loaded_models()
 left, right = ui.model_pair()
 names = list(models)
-ui_lesson.from_url(MODEL_KEY, "model", lambda raw: raw if raw in models else None,
-                   lambda raw: f"The link names the model {raw!r}, which is not installed here; showing another.")
-if st.session_state.get(MODEL_KEY) not in models:
-    st.session_state[MODEL_KEY] = right.name
+ui_url.choice(MODEL_KEY, "model", names, right.name)
 
 st.title("The ShuffleNet unit")
 st.markdown("The paper's Figure 2, drawn from a real model running on your picture. Every box is one operation "
@@ -40,25 +38,15 @@ controls = st.columns([3, 2, 2])
 controls[0].selectbox("Model", names, key=MODEL_KEY, format_func=models.label)
 loaded = models[st.session_state[MODEL_KEY]]
 unit_names = loaded.model.unit_names()
-ui_lesson.from_url(UNIT_KEY, "unit", lambda raw: raw if raw in unit_names else None,
-                   lambda raw: f"The link names the unit {raw!r}, which this model does not have; units are "
-                               f"{unit_names[0]} ... {unit_names[-1]}.")
-if st.session_state.get(UNIT_KEY) not in unit_names:
-    st.session_state[UNIT_KEY] = DEFAULT_UNIT
+ui_url.choice(UNIT_KEY, "unit", unit_names, DEFAULT_UNIT)
 unit_name = controls[1].selectbox("Unit", unit_names, key=UNIT_KEY)
-ui_lesson.from_url(PANEL_KEY, "panel", lambda raw: raw if raw in PANELS else None,
-                   lambda raw: f"The link asks for panel {raw!r}; panels are {list(PANELS)}.")
-if st.session_state.get(PANEL_KEY) not in PANELS:
-    st.session_state[PANEL_KEY] = "live"
+ui_url.choice(PANEL_KEY, "panel", list(PANELS), "live", format=PANELS.get)
 panel = controls[2].radio("Draw", list(PANELS), key=PANEL_KEY, format_func=PANELS.get)
 
 live = ui_lesson.diagram(loaded.name, current.sha256, unit_name, current.image)
 dense = ui_lesson.dense_diagram(loaded.name, unit_name)
 node_keys = [node.key for node in live.nodes]
-ui_lesson.from_url(NODE_KEY, "node", lambda raw: raw if raw in node_keys else None,
-                   lambda raw: f"The link names the node {raw!r}, which this unit does not have.")
-if st.session_state.get(NODE_KEY) not in node_keys:
-    st.session_state[NODE_KEY] = "shuffle"
+ui_url.choice(NODE_KEY, "node", node_keys, "shuffle")
 node = live.node(st.session_state[NODE_KEY])
 
 shown = dense if panel == "a" else live
@@ -103,5 +91,5 @@ st.caption(f"The paper sets the bottleneck to a quarter of \u201cthe output chan
            f"both pretrained families (and this model) takes a quarter of the whole unit's output, "
            f"{example.out_channels}/{BOTTLENECK_RATIO} = {example.bottleneck_channels}, not of the branch's "
            f"{example.branch_channels} ({example.branch_channels / BOTTLENECK_RATIO:g}).")
-ui_lesson.to_url({"model": (MODEL_KEY, loaded.name), "unit": (UNIT_KEY, unit_name),
-                  "node": (NODE_KEY, node.key), "panel": (PANEL_KEY, panel)})
+ui_url.to_url({"model": (MODEL_KEY, loaded.name), "unit": (UNIT_KEY, unit_name),
+               "node": (NODE_KEY, node.key), "panel": (PANEL_KEY, panel)})

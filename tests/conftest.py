@@ -16,6 +16,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES_DIR = ROOT / "samples"
 CIFAR_PAIR = ("cifar10_g1", "cifar10_g3")
+# The URL's part that names the default comparison (every page writes it; see ui_url.to_url).
+CIFAR_PAIR_PARAMS = {"left_model": CIFAR_PAIR[0], "right_model": CIFAR_PAIR[1]}
 # The published ImageNet checkpoints (never committed); CI has the same mirror beside the clone.
 IMAGENET_MIRROR = ROOT.parent / "shared" / "weights" / "imagenet"
 IMAGENET_PAIR = ("imagenet_official_g3_w0.5", "imagenet_official_g8_w0.5")
@@ -146,6 +148,19 @@ def app_on_page(app_test, upload_picture) -> Callable:
         return at
 
     return open_page
+
+
+@pytest.fixture(scope="session")
+def app_with_link(app_test, upload_picture) -> Callable:
+    """`app_with_link(page_file, picture_path, params)`: a fresh app with that picture uploaded, opened on the page
+    by a link carrying these query params (a bookmark), run once; exceptions are left to the test to check."""
+
+    def open_link(page_file: str, picture_path: Path, params: dict):
+        at = upload_picture(app_test(), picture_path.name, picture_path.read_bytes(), "image/jpeg")
+        at.query_params.update(params)
+        return at.switch_page(page_file).run()
+
+    return open_link
 
 
 def page_charts(at) -> dict[str, dict]:

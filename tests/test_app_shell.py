@@ -49,6 +49,35 @@ def test_a_first_request_straight_to_a_page_gets_the_shell(page_file, title):
     assert at.title and at.title[0].value.startswith(title.split()[0]), [t.value for t in at.title]
 
 
+def test_the_models_compared_are_in_every_pages_url(cifar_pair):
+    """A bookmark reopens the same comparison: a link's left_model/right_model pick the sidebar's models on any
+    page, a model that is not installed gets one warning line and the default, and a pick is written back."""
+    from streamlit.testing.v1 import AppTest
+
+    pick = ["cifar10_x0.5_g3_s0", "cifar10_x0.5_g3_noshuffle_s0"]
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=APP_TIMEOUT_S)
+    at.query_params.update(dict(zip(ui.MODEL_PARAMS, pick)))
+    at.switch_page("pages/flops.py").run()
+    assert not at.exception and not at.warning
+    assert [at.selectbox(key=key).value for key in ui.MODEL_KEYS] == pick
+    assert [at.query_params[param] for param in ui.MODEL_PARAMS] == pick
+    assert at.selectbox(key=ui.PAIR_KEY).value.startswith("g=3 trained with vs without shuffle")
+
+    at.selectbox(key=ui.MODEL_KEYS[1]).set_value("cifar10_g1").run()
+    assert [at.query_params[param] for param in ui.MODEL_PARAMS] == [pick[0], "cifar10_g1"]
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=APP_TIMEOUT_S)
+    at.query_params.update({"left_model": "imagenet_nonsense"})
+    at.switch_page("pages/unit.py").run()
+    assert not at.exception
+    warned = [w.value for w in at.warning if "left_model" in w.value]
+    assert len(warned) == 1 and warned[0].startswith("The link asks for left_model 'imagenet_nonsense', which is "
+                                                     "not one of "), warned
+    assert f"; showing {CIFAR_PAIR[0]} (" in warned[0] and warned[0].endswith(")."), warned
+    assert [at.selectbox(key=key).value for key in ui.MODEL_KEYS] == list(CIFAR_PAIR)
+    assert at.query_params["left_model"] == CIFAR_PAIR[0]
+
+
 def test_uploaded_picture_survives_page_switches(app_test, upload_picture, sample_image_path):
     data = sample_image_path.read_bytes()
     at = upload_picture(app_test(), "my dog.jpg", data, "image/jpeg")

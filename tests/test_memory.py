@@ -16,6 +16,8 @@ import numpy as np
 import psutil
 from PIL import Image
 
+import ui
+
 ROOT = Path(__file__).resolve().parent.parent
 UPLOADS = 200
 WARM_UP = 20
@@ -101,13 +103,15 @@ def resident_mb() -> float:
     return psutil.Process().memory_info().rss / 2**20
 
 
-def test_200_uploads_through_every_page_keep_memory_bounded(app_test, upload_picture, cifar_pair):
-    """Each upload is made on the next page in turn, so that page runs on the new picture: every page sees
-    200 / len(pages) different pictures (more than its caches hold) at the cost of one run per upload."""
+def test_200_uploads_through_every_page_keep_memory_bounded(with_imagenet, app_test, upload_picture, cifar_pair):
+    """With every model installed (the ImageNet pair compared, at 224x224), each upload is made on the next page
+    in turn, so that page runs on the new picture: every page sees 200 / len(pages) different pictures at the
+    cost of one run per upload."""
     pages = app_pages()
     assert "pages/classify.py" in pages
     at = app_test()
     assert not at.exception
+    assert at.session_state[ui.MODEL_KEYS[0]].startswith("imagenet_")  # the largest inputs and feature maps
     resident = []
     for index in range(UPLOADS):
         page = pages[index % len(pages)]

@@ -80,6 +80,21 @@ def test_channel_shuffle_equals_textbook_formulations(groups):
     assert torch.equal(channel_shuffle(x, groups)[:, inverse_permutation(perm)], x)
 
 
+@pytest.mark.parametrize("inverse", [False, True])
+def test_shuffle_keeps_a_channels_last_layout_and_its_values(inverse):
+    # Attributions run a channels-last copy of the model: the shuffle must give the same channels without
+    # converting the layout (and so must its gradient).
+    x = torch.randn(2, 24, 5, 7)
+    shuffle = ChannelShuffle(8, inverse=inverse)
+    last = x.contiguous(memory_format=torch.channels_last).requires_grad_()
+    shuffled = shuffle(last)
+    assert shuffled.is_contiguous(memory_format=torch.channels_last) and not shuffled.is_contiguous()
+    assert torch.equal(shuffled, shuffle(x)) and torch.equal(shuffled, x[:, shuffle.permutation(24)])
+    weights = torch.randn(2, 24, 5, 7)
+    (shuffled * weights).sum().backward()
+    assert torch.equal(last.grad, weights[:, inverse_permutation(shuffle.permutation(24))])
+
+
 def test_shuffle_permutation_literal():
     # 6 channels in 3 groups [0 1 | 2 3 | 4 5] -> grid rows (0 1) (2 3) (4 5) -> read column-wise.
     assert shuffle_permutation(6, 3).tolist() == [0, 2, 4, 1, 3, 5]

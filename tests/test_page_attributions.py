@@ -4,7 +4,7 @@ the per-group bars are the library's results for that picture, for both models, 
 import numpy as np
 import pytest
 
-from conftest import page_chart, plotly_array
+from conftest import CIFAR_PAIR_PARAMS, page_chart, plotly_array
 from shufflenet_viz.attributions import attribute, attribute_groups, black_baseline
 from shufflenet_viz.images import load_image
 from shufflenet_viz.inference import classify
@@ -115,3 +115,47 @@ def test_occlusion_caption_and_groups_caption_state_the_computed_numbers(page, c
         assert f"the 24 pooled stem channels (no group) {stem:.0%}" in text
         bars = page_chart(at, f"at_groups_{side}")["data"][0]
         assert bars["x"][-1] == "no group (pooled stem channels)" and bars["text"][-1] == f"{stem:.0%}"
+
+
+def test_a_link_restores_method_options_class_and_groups(app_with_link, sample_image_paths, cifar_pair,
+                                                         uploaded):
+    at = app_with_link("pages/attributions.py", sample_image_paths[UPLOADED],
+                       {"method": "gradcam", "cam_unit": "stage3.unit8", "target": "chosen", "class": "ship",
+                        "opacity": "0.5", "group_unit": "stage2.unit1", "groups": "0"})
+    assert not at.exception and not at.warning and not at.main.error
+    assert (at.selectbox(key="at_method").value, at.selectbox(key="at_cam_unit").value) == ("gradcam", "stage3.unit8")
+    assert (at.radio(key="at_target_kind").value, at.selectbox(key="at_class").value) == ("chosen", "ship")
+    assert at.slider(key="at_opacity").value == 0.5
+    assert at.selectbox(key="at_group_unit").value == "stage2.unit1" and at.toggle(key="at_groups_on").value is False
+    _, per_model = uploaded
+    for side, (loaded, (x, _, _)) in enumerate(zip(cifar_pair, per_model)):
+        expected = attribute(loaded.model, x, "gradcam", loaded.classes.index("ship"), unit="stage3.unit8")
+        heatmap = page_chart(at, f"at_overlay_{side}")["data"][1]
+        np.testing.assert_allclose(plotly_array(heatmap["z"]).reshape(64, 64), expected.map, rtol=1e-5, atol=1e-9)
+        assert heatmap["opacity"] == 0.5
+    assert not [c for c in at.get("plotly_chart") if "at_groups_" in c.proto.id]  # Layer IG switched off
+    at.slider(key="at_opacity").set_value(0.3).run()
+    at.selectbox(key="at_method").set_value("saliency").run()
+    assert not at.exception and not at.warning
+    assert dict(at.query_params) == {**CIFAR_PAIR_PARAMS, "method": "saliency", "target": "chosen", "class": "ship",
+                                     "opacity": "0.3", "group_unit": "stage2.unit1", "groups": "0"}
+
+
+def test_bad_values_in_a_link_get_one_warning_each_and_the_defaults(app_with_link, sample_image_paths,
+                                                                   cifar_pair):
+    at = app_with_link("pages/attributions.py", sample_image_paths[UPLOADED],
+                       {"method": "magic", "steps": "5", "target": "chosen", "class": "unicorn", "opacity": "2",
+                        "groups": "0"})
+    assert not at.exception and not at.main.error
+    warnings = [w.value for w in at.warning]
+    assert len(warnings) == 4
+    assert "method 'magic', which is not one of integrated_gradients (Integrated Gradients)" in warnings[0]
+    assert "showing integrated_gradients (Integrated Gradients)." in warnings[0]  # 64x64 models open with IG
+    assert "steps = '5'; it must be a whole number from 10 to 1,000. Showing 50." in warnings[1]
+    assert "class 'unicorn', which is not one of airplane, automobile ... truck (10 in all); showing airplane." \
+        in warnings[2]
+    assert "opacity = '2'; it must be a number from 0 to 1. Showing 0.7." in warnings[3]
+    assert len([m for m in at.metric if m.label == "IG convergence delta"]) == 2  # the page still explains
+    assert sum("Explaining **airplane**" in c.value for c in at.caption) == 2
+    assert (at.query_params["method"], at.query_params["steps"], at.query_params["class"],
+            at.query_params["opacity"]) == ("integrated_gradients", "50", "airplane", "0.7")

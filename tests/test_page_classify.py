@@ -77,6 +77,40 @@ def test_model_cards_show_the_manifest_metrics_when_opened(classified, cifar_pai
     assert all(m.entry["training"]["hardware"] in markdown for m in cifar_pair)
 
 
+
+def link_warnings(at) -> list[str]:
+    """The URL's warnings (the agreement line may be a warning too)."""
+    return [w.value for w in at.warning if w.value.startswith("The link")]
+
+
+def test_a_link_opens_a_model_card_and_closing_it_goes_back_into_the_url(app_test, cifar_pair):
+    at = app_test()
+    at.query_params.update({"left_card": "0", "right_card": "1"})
+    at.switch_page("pages/classify.py").run()
+    assert not at.exception and not link_warnings(at)
+    accuracies = [m.value for m in at.metric if m.label == "Test accuracy"]
+    assert accuracies == [f"{cifar_pair[1].entry['metrics']['test_accuracy']:.2%}"]  # the right card alone
+    assert "confusion_1" in {c.proto.id.rsplit("-", 1)[-1] for c in at.get("plotly_chart")}
+    at.session_state["model_card_1"] = False  # what a click on the card's title does
+    at.session_state["model_card_0"] = True
+    at.run()
+    assert not at.exception
+    assert [m.value for m in at.metric if m.label == "Test accuracy"] == [
+        f"{cifar_pair[0].entry['metrics']['test_accuracy']:.2%}"]
+    assert (at.query_params["left_card"], at.query_params["right_card"]) == ("1", "0")
+
+
+def test_a_bad_card_value_in_a_link_gets_one_warning_and_the_card_stays_closed(app_test, cifar_pair):
+    at = app_test()
+    at.query_params.update({"left_card": "open"})
+    at.switch_page("pages/classify.py").run()
+    assert not at.exception
+    assert link_warnings(at) == ["The link sets left_card = 'open'; it must be 1 (on) or 0 (off). Showing off."]
+    assert not [m for m in at.metric if m.label == "Test accuracy"]
+    assert len([m for m in at.metric if m.label == "Forward pass"]) == 2  # the page still answers
+    assert (at.query_params["left_card"], at.query_params["right_card"]) == ("0", "0")
+
+
 # --- with the ImageNet models installed ---------------------------------------------------------------------
 
 SAMPLE_ANSWERS = {"cat.jpg": ("Egyptian cat", "tabby", "tiger cat"), "dog.jpg": ("German shepherd",),

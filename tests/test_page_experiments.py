@@ -4,8 +4,11 @@ influence on the uploaded picture."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
+import ui
 from conftest import page_chart, plotly_array
 from shufflenet_viz import experiment, weights
 from shufflenet_viz.figures.experiments import comparison_rows, gain_rows
@@ -96,8 +99,15 @@ def test_curves_show_every_epoch_of_every_run(page, results):
 
 
 def test_models_trained_without_shuffle_measure_zero_crossing_on_the_picture(page):
+    # The first seed of each g is measured at first; the visitor adds the others.
+    assert [(m.label, m.value) for m in page.metric] == [("g=3 trained without shuffle, seed 0", "0%")]
+    assert page.query_params["measured"] == "cifar10_x0.5_g3_noshuffle_s0"
+    both = ["cifar10_x0.5_g3_noshuffle_s0", "cifar10_x0.5_g3_noshuffle_s1"]
+    page.pills(key="experiments_measured").set_value(both).run()
+    assert not page.exception
     crossing = [(m.label, m.value) for m in page.metric]
     assert crossing == [("g=3 trained without shuffle, seed 0", "0%"), ("g=3 trained without shuffle, seed 1", "0%")]
+    assert page.query_params["measured"] == "cifar10_x0.5_g3_noshuffle_s0,cifar10_x0.5_g3_noshuffle_s1"
     assert [c.value for c in page.caption].count("structure block-diagonal: yes") == 2
     influence = page_chart(page, "experiments_influence")
     assert [trace["type"] for trace in influence["data"]].count("heatmap") == 2
@@ -114,3 +124,48 @@ def test_without_results_the_page_says_how_to_make_them(app_on_page, sample_imag
         weights.WEIGHTS_DIR = original
     assert any("python -m shufflenet_viz experiment --data" in info.value for info in at.info)
     assert not at.get("plotly_chart")
+
+
+def test_a_link_opens_the_recipe_and_closing_it_goes_back_into_the_url(app_with_link, sample_image_path,
+                                                                        small_experiment, results, monkeypatch):
+    monkeypatch.setattr(weights, "WEIGHTS_DIR", small_experiment)
+    at = app_with_link(PAGE, sample_image_path, {"recipe": "1"})
+    assert not at.exception and not at.warning
+    assert at.session_state["experiments_recipe"] is True
+    shown = json.loads(at.json[0].value)
+    assert shown["recipe"] == results["recipe"] and shown["command"] == results["command"]
+    at.session_state["experiments_recipe"] = False  # what a click on the section's title does
+    at.run()
+    assert not at.exception and not at.json
+    assert {k: v for k, v in at.query_params.items() if k not in ui.MODEL_PARAMS} == {
+        "recipe": "0", "measured": "cifar10_x0.5_g3_noshuffle_s0"}
+
+
+def test_a_bad_recipe_value_in_a_link_gets_one_warning(app_with_link, sample_image_path, small_experiment,
+                                                       monkeypatch):
+    monkeypatch.setattr(weights, "WEIGHTS_DIR", small_experiment)
+    at = app_with_link(PAGE, sample_image_path, {"recipe": "maybe"})
+    assert not at.exception
+    assert [w.value for w in at.warning] == [
+        "The link sets recipe = 'maybe'; it must be 1 (on) or 0 (off). Showing off."]
+    assert {"experiments_error", "experiments_gain", "experiments_curves"} <= {
+        c.proto.id.rsplit("-", 1)[-1] for c in at.get("plotly_chart")}
+    assert not at.json and {k: v for k, v in at.query_params.items() if k not in ui.MODEL_PARAMS} == {
+        "recipe": "0", "measured": "cifar10_x0.5_g3_noshuffle_s0"}
+
+
+def test_a_link_names_the_models_measured(app_with_link, sample_image_path, small_experiment, monkeypatch):
+    monkeypatch.setattr(weights, "WEIGHTS_DIR", small_experiment)
+    both = "cifar10_x0.5_g3_noshuffle_s0,cifar10_x0.5_g3_noshuffle_s1"
+    at = app_with_link(PAGE, sample_image_path, {"measured": both})
+    assert not at.exception and not at.warning
+    assert [m.label for m in at.metric] == ["g=3 trained without shuffle, seed 0",
+                                            "g=3 trained without shuffle, seed 1"]
+    assert at.query_params["measured"] == both
+
+    at = app_with_link(PAGE, sample_image_path, {"measured": "cifar10_g1"})
+    assert not at.exception
+    assert [w.value for w in at.warning] == [
+        "The link asks to measure 'cifar10_g1'; the models trained without shuffle here are "
+        f"{both.replace(',', ', ')}. Measuring cifar10_x0.5_g3_noshuffle_s0."]
+    assert [m.label for m in at.metric] == ["g=3 trained without shuffle, seed 0"]

@@ -159,3 +159,43 @@ def test_a_unit_point_links_to_its_node_in_the_unit_diagram(app_on_page, sample_
         assert link.proto.page.endswith("unit")  # the page's URL path
         assert dict(parse_qsl(link.proto.query_string)) == {"model": model, "unit": "stage3.unit2",
                                                             "node": "depthwise_bn"}
+
+
+def test_a_link_restores_layer_point_order_page_and_channel(app_with_link, sample_image_paths, cifar_pair,
+                                                            uploaded_features):
+    at = app_with_link("pages/feature_maps.py", sample_image_paths[UPLOADED],
+                       {"layer": "stage3.unit1", "point": "output", "order": "mean_abs", "right_page": "2",
+                        "right_channel": "100"})
+    assert not at.exception and not at.warning
+    assert (at.selectbox(key="fm_layer").value, at.selectbox(key="fm_view").value) == ("stage3.unit1", "output")
+    assert at.radio(key="fm_order").value == "mean_abs"
+    assert at.pagination(key="fm_page_1_stage3.unit1.output_mean_abs").value == 2
+    assert at.number_input(key="fm_channel_1_stage3.unit1.output_mean_abs").value == 100
+    strongest = channel_order(uploaded_features[1]["stage3.unit1.output"], "mean_abs")
+    assert ("Channels 96 of 480 on this page (4x4 each): " + ", ".join(str(c) for c in strongest[96:104])) in \
+        " ".join(captions(at))
+    large = page_chart(at, "fm_channel_1_stage3.unit1.output_mean_abs_figure")
+    assert large["layout"]["title"]["text"] == "Channel 100: from group 2, read by group 1"
+    # Another order is a fresh grid: page 1 and its strongest channel, not the link's old page and channel.
+    at.radio(key="fm_order").set_value("index").run()
+    assert not at.exception and not at.warning
+    assert at.query_params["order"] == "index"
+    assert (at.query_params["right_page"], at.query_params["right_channel"]) == ("1", "0")
+    at.number_input(key="fm_channel_1_stage3.unit1.output_index").set_value(7).run()
+    assert at.query_params["right_channel"] == "7" and at.query_params["layer"] == "stage3.unit1"
+
+
+def test_bad_values_in_a_link_get_one_warning_each_and_the_defaults(app_with_link, sample_image_paths):
+    at = app_with_link("pages/feature_maps.py", sample_image_paths[UPLOADED],
+                       {"layer": "stage9.unit1", "order": "random", "right_channel": "99999"})
+    assert not at.exception
+    warnings = [w.value for w in at.warning]
+    assert len(warnings) == 3
+    assert "layer 'stage9.unit1'" in warnings[0] and "showing stage2.unit2." in warnings[0]
+    assert "order 'random', which is not one of index (channel index)" in warnings[1]
+    assert "right_channel = '99999'; it must be a whole number from 0 to 59. Showing 1." in warnings[2]
+    assert at.selectbox(key="fm_layer").value == "stage2.unit2" and at.selectbox(key="fm_view").value == "shuffle_pair"
+    assert {"fm_before_0", "fm_after_0", "fm_before_1", "fm_after_1"} <= {
+        c.proto.id.rsplit("-", 1)[-1] for c in at.get("plotly_chart")}
+    assert (at.query_params["layer"], at.query_params["point"], at.query_params["order"],
+            at.query_params["right_channel"]) == ("stage2.unit2", "shuffle_pair", "index", "1")

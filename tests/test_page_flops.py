@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from conftest import page_chart
+from conftest import CIFAR_PAIR_PARAMS, page_chart
 from shufflenet_viz.flops import flop_report
 from shufflenet_viz.model import GROUPS, PAPER_MFLOPS
 
@@ -60,7 +60,7 @@ def test_table1_comparison_lists_every_g(flops_page):
 
 def test_other_configuration_and_all_operations(app_on_page, sample_image_path):
     at = app_on_page(PAGE, sample_image_path)
-    at.radio(key="flops_setting").set_value(list(at.radio(key="flops_setting").options)[1])
+    at.radio(key="flops_setting").set_value(64)
     at.selectbox(key="flops_groups_1").set_value(8)
     at.selectbox(key="flops_width_1").set_value(0.5)
     at.toggle(key="flops_other_ops").set_value(True).run()
@@ -114,3 +114,40 @@ def test_the_compared_models_own_architecture(app_on_page, sample_image_path):
     assert macs[1] == f"{report.total_macs / 1e6:.1f} M"
     assert f"{report.total_macs:,} multiply-adds, {report.total_params:,} parameters at 64x64 with 10 classes." in \
         [c.value for c in at.caption]
+
+
+def multiply_adds(at) -> list[str]:
+    return [m.value for m in at.metric if m.label == "Multiply-adds"]
+
+
+def test_a_link_restores_both_configurations_and_a_change_goes_back_into_the_url(app_with_link, sample_image_path):
+    at = app_with_link(PAGE, sample_image_path,
+                       {"count": "custom", "input": "64", "left_g": "2", "left_width": "0.5", "right_g": "8",
+                        "right_width": "2", "other_ops": "1"})
+    assert not at.exception and not at.warning
+    assert at.radio(key="flops_setting").value == 64
+    assert [at.selectbox(key=f"flops_{what}_{side}").value for side in (0, 1) for what in ("groups", "width")] == \
+        [2, 0.5, 8, 2.0]
+    assert at.toggle(key="flops_other_ops").value is True
+    reports = [flop_report(2, 0.5, 64, 10), flop_report(8, 2.0, 64, 10)]
+    assert multiply_adds(at) == [f"{report.total_macs / 1e6:.1f} M" for report in reports]
+    assert f"Other operations: {reports[1].total_other_ops / 1e6:.1f} M more." in [c.value for c in at.caption]
+    at.selectbox(key="flops_groups_0").set_value(4).run()
+    assert at.query_params["left_g"] == "4" and at.query_params["right_width"] == "2"
+    at.radio(key="flops_source").set_value("models").run()
+    assert not at.exception
+    # The chosen configurations are gone.
+    assert dict(at.query_params) == {**CIFAR_PAIR_PARAMS, "count": "models", "other_ops": "1"}
+
+
+def test_bad_values_in_a_link_get_one_warning_each_and_the_defaults(app_with_link, sample_image_path):
+    at = app_with_link(PAGE, sample_image_path,
+                       {"count": "custom", "input": "32", "left_g": "5", "right_width": "3"})
+    assert not at.exception
+    warnings = [w.value for w in at.warning]
+    assert len(warnings) == 3
+    assert "input '32', which is not one of 224, 64; showing 224." in warnings[0]
+    assert "left_g '5', which is not one of 1, 2, 3, 4, 8; showing 1." in warnings[1]
+    assert "right_width '3', which is not one of 0.25, 0.5, 1, 1.5, 2; showing 1." in warnings[2]
+    assert multiply_adds(at) == [f"{flop_report(g, 1.0, 224, 1000).total_macs / 1e6:.1f} M" for g in (1, 3)]
+    assert (at.query_params["input"], at.query_params["left_g"], at.query_params["right_width"]) == ("224", "1", "1")

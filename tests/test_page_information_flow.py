@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import page_charts, plotly_array
+from conftest import CIFAR_PAIR_PARAMS, page_charts, plotly_array
 from shufflenet_viz import data, flow
 from shufflenet_viz.images import load_image
 from shufflenet_viz.inference import classify
@@ -82,7 +82,7 @@ def test_structure_matches_the_modules(page, cifar_pair):
 
 def test_measured_shares_equal_direct_measurement(page, cifar_pair, picture):
     shown = metrics(page)
-    assert page.radio(key="flow_span").value == "the next unit"
+    assert page.radio(key="flow_span").value == "unit"
     for title, loaded in models(cifar_pair).items():
         x = preprocess_image(picture, loaded.preprocessing)
         influence = flow.measure_influence(loaded.model, x, "stage2", 1, 1, groups=3)
@@ -97,7 +97,7 @@ def test_measured_shares_equal_direct_measurement(page, cifar_pair, picture):
 
 def test_whole_stage_without_shuffle_stays_at_zero(page):
     page.radio(key="flow_stage").set_value("stage4")
-    page.radio(key="flow_span").set_value("the rest of the stage")
+    page.radio(key="flow_span").set_value("stage")
     page.run()
     assert not page.exception
     shown = metrics(page)
@@ -106,7 +106,7 @@ def test_whole_stage_without_shuffle_stays_at_zero(page):
     assert page.select_slider(key="flow_structure_unit_stage4_1").value == "stage4.unit2"
     assert shown["g=3, shuffle off: channel pairs connected"] == "33.3%"
     page.radio(key="flow_stage").set_value("stage2")
-    page.radio(key="flow_span").set_value("the next unit")
+    page.radio(key="flow_span").set_value("unit")
     page.run()
 
 
@@ -141,13 +141,13 @@ def test_starting_at_the_stage_input_groups_rows_by_where_they_came_from(page, c
     figure = page_charts(page)["flow_structure"]
     rows = [s["y0"] for s in figure["layout"]["shapes"] if s["y0"] == s["y1"] and s["xref"] == "x3"]
     assert rows == [79.5, 159.5, 239.5, 319.5, 399.5]  # [branch: 1, 2, 3 | pooled: 1, 2, 3]
-    page.radio(key="flow_span").set_value("the rest of the stage")
+    page.radio(key="flow_span").set_value("stage")
     page.run()
     captions = " ".join(c.value for c in page.caption)
     off_share = metrics(page)["g=3, shuffle off: influence crossing groups"]
     assert off_share not in ("0%", "n/a")
     assert f"g=3, shuffle off: {off_share} crosses even without the shuffle, because stage3.unit1:" in captions
-    page.radio(key="flow_span").set_value("the next unit")
+    page.radio(key="flow_span").set_value("unit")
     page.radio(key="flow_stage").set_value("stage2")
     page.run()
 
@@ -250,3 +250,42 @@ def test_official_imagenet_pair(with_imagenet, app_on_page, sample_image_path, i
     captions = " ".join(c.value for c in at.caption)
     assert ("its output is the concatenation [pooled input (120 ch) | branch (120 ch)] (g=3); [pooled input (192 ch) | "
             "branch (192 ch)] (g=8)") in captions
+
+
+def test_a_link_restores_stage_start_unit_and_span(app_with_link, sample_image_path, cifar_pair):
+    at = app_with_link(PAGE, sample_image_path,
+                       {"stage": "stage3", "start": "output of stage3.unit2", "unit": "stage3.unit5", "span": "stage"})
+    assert not at.exception and not at.warning
+    assert at.radio(key="flow_stage").value == "stage3"
+    assert at.selectbox(key="flow_start_stage3").value == "output of stage3.unit2"
+    assert at.select_slider(key="flow_structure_unit_stage3_2").value == "stage3.unit5"
+    assert at.radio(key="flow_span").value == "stage"
+    shown = metrics(at)
+    for title, loaded in models(cifar_pair).items():
+        step = flow.stage_reachability(loaded.model, "stage3", 2)[2]  # stage3.unit3, unit4, unit5
+        assert step.unit_name == "stage3.unit5"
+        assert shown[f"{title}: channel pairs connected"] == f"{step.connected_share:.1%}"
+    assert shown["g=3, shuffle off: influence crossing groups"] == "0%"
+    # Another stage: its own start and unit widgets open at their defaults, not at the link's old values.
+    at.radio(key="flow_stage").set_value("stage2").run()
+    assert not at.exception and not at.warning
+    assert at.selectbox(key="flow_start_stage2").value == "output of stage2.unit1"
+    assert at.select_slider(key="flow_structure_unit_stage2_1").value == "stage2.unit2"
+    assert dict(at.query_params) == {**CIFAR_PAIR_PARAMS, "stage": "stage2", "start": "output of stage2.unit1",
+                                     "unit": "stage2.unit2", "span": "stage"}
+
+
+def test_bad_values_in_a_link_get_one_warning_each(app_with_link, sample_image_path, cifar_pair):
+    at = app_with_link(PAGE, sample_image_path,
+                       {"stage": "stage5", "start": "nowhere", "unit": "stage2.unit9", "span": "all"})
+    assert not at.exception
+    warnings = [w.value for w in at.warning]
+    assert len(warnings) == 4
+    assert "stage 'stage5', which is not one of stage2, stage3, stage4; showing stage2." in warnings[0]
+    assert "start 'nowhere'" in warnings[1] and "showing output of stage2.unit1" in warnings[1]
+    assert "unit 'stage2.unit9'" in warnings[2]
+    assert ("span 'all', which is not one of unit (the next unit), stage (the rest of the stage); showing unit "
+            "(the next unit).") in warnings[3]
+    assert {"flow_structure", "flow_influence", "flow_ablation_top5"} <= set(page_charts(at))
+    assert dict(at.query_params) == {**CIFAR_PAIR_PARAMS, "stage": "stage2", "start": "output of stage2.unit1",
+                                     "unit": "stage2.unit2", "span": "unit"}

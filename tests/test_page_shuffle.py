@@ -4,7 +4,7 @@ Figure 1 comparison and the permutation each trained model applies, and a clear 
 import pytest
 import torch
 
-from conftest import page_charts, plotly_array
+from conftest import CIFAR_PAIR_PARAMS, page_charts, plotly_array
 from shufflenet_viz import flow
 from shufflenet_viz.model import shuffle_permutation
 
@@ -157,3 +157,44 @@ def test_official_imagenet_models_show_their_own_shuffle(with_imagenet, app_on_p
     assert "official layout: 1x1 GConv \u2192 BN \u2192 ReLU \u2192 3x3 DWConv \u2192 BN \u2192 **shuffle**" in text
     captions = " ".join(c.value for c in at.caption)
     assert "the official code's (C/g, g) index map, the inverse of the paper's" in captions
+
+
+def test_a_link_restores_every_setting_and_a_change_goes_back_into_the_url(app_with_link, sample_image_path,
+                                                                           cifar_pair):
+    at = app_with_link(PAGE, sample_image_path,
+                       {"channels": "12", "groups": "4", "layers": "3", "fig1_groups": "4", "per_group": "2",
+                        "unit": "stage3.unit2"})
+    assert not at.exception and not at.warning
+    assert [at.number_input(key=key).value for key in ("shuffle_channels", "shuffle_groups")] == [12, 4]
+    assert [at.select_slider(key=f"shuffle_fig1_{name}").value for name in ("layers", "groups", "per_group")] == \
+        [3, 4, 2]
+    assert at.selectbox(key="shuffle_unit").value == "stage3.unit2"
+    found = page_charts(at)
+    assert found["shuffle_animation"]["layout"]["title"]["text"] == "Channel shuffle of C=12 channels in g=4 groups"
+    assert {m.label: m.value for m in at.metric}["Output channels that hear every group, without shuffle"] == "0 of 8"
+    bottleneck = cifar_pair[1].model.stage3.unit2.compress_conv.out_channels
+    links = wiring_links(found["shuffle_unit_wiring_1"])
+    assert [links[i] for i in range(bottleneck)] == shuffle_permutation(bottleneck, 3).tolist()
+
+    at.number_input(key="shuffle_groups").set_value(3).run()
+    at.selectbox(key="shuffle_unit").set_value("stage4.unit1").run()
+    assert not at.exception and not at.warning
+    assert dict(at.query_params) == {**CIFAR_PAIR_PARAMS, "channels": "12", "groups": "3", "layers": "3",
+                                     "fig1_groups": "4", "per_group": "2", "unit": "stage4.unit1"}
+
+
+def test_bad_values_in_a_link_get_one_warning_each_and_the_defaults(app_with_link, sample_image_path):
+    at = app_with_link(PAGE, sample_image_path,
+                       {"channels": "0", "layers": "5", "unit": "stage9.unit1"})
+    assert not at.exception
+    warnings = [w.value for w in at.warning]
+    assert len(warnings) == 3
+    assert "channels = '0'; it must be a whole number from 1 to" in warnings[0]
+    assert "layers '5', which is not one of 2, 3, 4; showing 2." in warnings[1]
+    assert "unit 'stage9.unit1'" in warnings[2] and "showing stage2.unit2" in warnings[2]
+    assert at.number_input(key="shuffle_channels").value == 60
+    assert at.select_slider(key="shuffle_fig1_layers").value == 2
+    assert at.selectbox(key="shuffle_unit").value == "stage2.unit2"
+    assert {"shuffle_animation", "shuffle_figure1", "shuffle_unit_wiring_1"} <= set(page_charts(at))
+    assert (at.query_params["channels"], at.query_params["layers"], at.query_params["unit"]) == \
+        ("60", "2", "stage2.unit2")
