@@ -13,6 +13,8 @@ from shufflenet_viz.attributions import has_hooks
 from shufflenet_viz.features import (UNGROUPED, UNIT_POINTS, capture_features, channel_groups, channel_order,
                                      channel_strength, feature_points, forward_hooks, layer_names, point_name,
                                      split_point)
+from shufflenet_viz.figures.features import (FRAME_NAME, LEGEND_GROUPS_PER_ROW, LEGEND_ROW_PIXELS,
+                                             feature_grid_figure)
 from shufflenet_viz.model import build_model, channel_shuffle, shuffle_permutation, with_shuffle
 from shufflenet_viz.preprocess import preprocess_image
 from shufflenet_viz.runtime import configure_torch_threads
@@ -188,3 +190,18 @@ def test_point_names_round_trip(cifar_pair):
         split_point("stage2.unit1.relu")
     with pytest.raises(ValueError):
         channel_groups(model, "stage5.unit1.output")
+
+
+@pytest.mark.parametrize("groups, rows", [(3, 1), (8, 2)])
+def test_the_grid_legend_names_every_group_across_the_figure(groups, rows):
+    channels = groups * 6
+    tiles = np.random.default_rng(0).standard_normal((channels, 7, 7))
+    figure = feature_grid_figure(tiles, np.arange(channels), np.arange(channels) // 6, "t").to_dict()
+    frames = [trace for trace in figure["data"] if trace.get("meta", {}).get("role") == FRAME_NAME]
+    assert [trace["name"] for trace in frames] == [f"group {g + 1}" for g in range(groups)]
+    # One legend group per entry: plotly stacks the entries of a shared group vertically (g=8 was cut off).
+    assert len({trace["legendgroup"] for trace in frames}) == groups
+    legend = figure["layout"]["legend"]
+    assert (legend["orientation"], legend["xref"]) == ("h", "container")
+    assert -(-groups // LEGEND_GROUPS_PER_ROW) == rows
+    assert figure["layout"]["margin"]["b"] == 20 + rows * LEGEND_ROW_PIXELS

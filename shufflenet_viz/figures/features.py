@@ -22,6 +22,8 @@ UNGROUPED_COLOUR = "#999999"
 FRAME_NAME = "frame"  # meta.role of the traces that outline tiles (meta.tiles counts them)
 GROUP_BAR_NAME = "group bar"
 TILE_PIXELS = 56  # on-screen height of one tile row, whatever the map's resolution
+LEGEND_GROUPS_PER_ROW = 4  # legend entries per line under a grid ("no group (dense conv)" fits too)
+LEGEND_ROW_PIXELS = 30
 
 
 def frame_colour(group: int) -> str:
@@ -121,7 +123,7 @@ def feature_grid_figure(tiles: np.ndarray, channels: np.ndarray, frame_groups: n
         xs, ys = _rectangles(lefts[chosen] - 0.5, lefts[chosen] + width - 0.5,
                              tops[chosen] - 0.5, tops[chosen] + height - 0.5)
         figure.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color=frame_colour(group), width=3),
-                                    name=_group_name(group), legendgroup=FRAME_NAME, hoverinfo="skip",
+                                    name=_group_name(group), legendgroup=f"frame {group}", hoverinfo="skip",
                                     meta=dict(role=FRAME_NAME, tiles=int(chosen.sum()))))
     if bar_groups is not None:
         bar_groups = np.asarray(bar_groups)
@@ -136,8 +138,14 @@ def feature_grid_figure(tiles: np.ndarray, channels: np.ndarray, frame_groups: n
     rows = math.ceil(len(tiles) / layout.columns)
     figure.update_xaxes(visible=False, range=[-1, layout.pixels.shape[1]], constrain="domain")
     figure.update_yaxes(visible=False, range=[layout.pixels.shape[0], -1], scaleanchor="x", constrain="domain")
-    figure.update_layout(legend=dict(orientation="h", y=-0.02, yanchor="top"), plot_bgcolor="white")
-    return style(figure, title, height=max(260, rows * TILE_PIXELS + 160))
+    # The legend spans the whole figure, not the (narrow, square-tiled) plot area, in rows of a few groups: in
+    # the plot area's width alone a g=8 legend stacks one group per line and is cut off.
+    legend_rows = math.ceil(len(set(frame_groups.tolist())) / LEGEND_GROUPS_PER_ROW)
+    figure.update_layout(legend=dict(orientation="h", xref="container", yref="container", x=0.02, y=0,
+                                     yanchor="bottom"), plot_bgcolor="white")
+    style(figure, title, height=max(260, rows * TILE_PIXELS + 160) + (legend_rows - 1) * LEGEND_ROW_PIXELS)
+    figure.update_layout(margin_b=20 + legend_rows * LEGEND_ROW_PIXELS)
+    return figure
 
 
 def channel_figure(feature_map: np.ndarray, group: int, title: str) -> go.Figure:
