@@ -57,6 +57,7 @@ CAMERA_ON_KEY = "lens_camera_on"
 CAMERA_KEY = "lens_camera"
 SAMPLE_KEY = "lens_sample"
 MODEL_KEYS = ("lens_model_left", "lens_model_right")
+CHOSEN_KEY = "lens_models_chosen"  # (left, right) as last picked, apart from the widgets' own state
 MODEL_PARAMS = ("left_model", "right_model")  # in every page's URL: a bookmark reopens the same comparison
 PAIR_KEY = "lens_pair"
 MIRROR_KEY = "lens_mirror"
@@ -301,10 +302,12 @@ def _on_pair() -> None:
     for label, left, right in PAIR_PRESETS:
         if label == st.session_state.get(PAIR_KEY):
             st.session_state[MODEL_KEYS[0]], st.session_state[MODEL_KEYS[1]] = left, right
+            st.session_state[CHOSEN_KEY] = (left, right)
 
 
 def _on_model() -> None:
-    st.session_state[PAIR_KEY] = _pair_label(*(st.session_state.get(key) for key in MODEL_KEYS))
+    st.session_state[CHOSEN_KEY] = tuple(st.session_state.get(key) for key in MODEL_KEYS)
+    st.session_state[PAIR_KEY] = _pair_label(*st.session_state[CHOSEN_KEY])
 
 
 def _install_imagenet(missing: list[str]) -> None:
@@ -335,6 +338,7 @@ def _install_imagenet(missing: list[str]) -> None:
         st.session_state[FETCH_MESSAGE_KEY] = ("success", f"Installed {', '.join(installed)}.")
         _load_all.clear()  # every session lists the new models on its next run; loaded models stay valid
         st.session_state.pop(PAIR_KEY, None)
+        st.session_state.pop(CHOSEN_KEY, None)
         for key in MODEL_KEYS:
             st.session_state.pop(key, None)
         st.rerun()
@@ -380,8 +384,16 @@ def _model_inputs() -> None:
     names = sorted(models, key=lambda n: (models.entry(n).get("dataset", ""), models.label(n)))
     import ui_url  # it builds on this module
 
-    for key, param, default in zip(MODEL_KEYS, MODEL_PARAMS, _default_model_names(list(models))):
+    defaults = _default_model_names(list(models))
+    for key, param, kept, default in zip(MODEL_KEYS, MODEL_PARAMS, st.session_state.get(CHOSEN_KEY) or defaults,
+                                         defaults):
+        # A run that ends before the sidebar is drawn (a rerun after an upload, a page switch) can leave the
+        # browser without these widgets' values, and Streamlit would fall back to the first model: the pair as
+        # last picked is kept apart from the widgets and given back to them.
+        if kept in models:
+            st.session_state[key] = kept
         ui_url.choice(key, param, names, default, models.label)
+    st.session_state[CHOSEN_KEY] = tuple(st.session_state[key] for key in MODEL_KEYS)
     presets = [label for label, *_ in available_presets(models)]
     current = _pair_label(*(st.session_state[key] for key in MODEL_KEYS))
     st.session_state[PAIR_KEY] = current if current in presets else ANY_PAIR

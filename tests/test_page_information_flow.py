@@ -199,18 +199,18 @@ def test_ablation_shows_the_manifest_numbers_with_or_without_the_archive(page, c
 def test_a_pair_without_a_grouped_model_gets_a_message(page):
     import ui
 
-    page.session_state[ui.MODEL_KEYS[1]] = "cifar10_g1"  # both sides g=1: nothing to switch off
+    page.selectbox(key=ui.MODEL_KEYS[1]).set_value("cifar10_g1")  # both sides g=1: nothing to switch off
     page.run()
     assert not page.exception
     assert [w.value for w in page.warning] == [
         "This page needs a grouped model (g>1) with its shuffle on. Pick one under 'Models compared' in the sidebar."]
     assert not page.get("plotly_chart")
-    page.session_state[ui.MODEL_KEYS[0]] = "cifar10_g3"  # g=3 against itself: one view and its shuffle off
-    page.session_state[ui.MODEL_KEYS[1]] = "cifar10_g3"
+    page.selectbox(key=ui.MODEL_KEYS[0]).set_value("cifar10_g3")  # g=3 against itself: one view and its shuffle off
+    page.selectbox(key=ui.MODEL_KEYS[1]).set_value("cifar10_g3")
     page.run()
     assert not page.exception and not page.warning
     assert set(metrics(page)) >= {"g=3: channel pairs connected", "g=3, shuffle off: channel pairs connected"}
-    page.session_state[ui.MODEL_KEYS[0]] = "cifar10_g1"
+    page.selectbox(key=ui.MODEL_KEYS[0]).set_value("cifar10_g1")
     page.run()
     assert not page.warning and page.get("plotly_chart")
 
@@ -221,8 +221,8 @@ def test_official_imagenet_pair(with_imagenet, app_on_page, sample_image_path, i
     import ui
 
     at = app_on_page(PAGE, sample_image_path)
-    at.session_state[ui.MODEL_KEYS[0]] = "imagenet_official_g3_w0.5"
-    at.session_state[ui.MODEL_KEYS[1]] = "imagenet_official_g8_w0.5"
+    at.selectbox(key=ui.MODEL_KEYS[0]).set_value("imagenet_official_g3_w0.5")
+    at.selectbox(key=ui.MODEL_KEYS[1]).set_value("imagenet_official_g8_w0.5")
     at.run()
     assert not at.exception
     assert at.title[0].value == "Information flow: g=3 vs g=8"

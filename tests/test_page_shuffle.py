@@ -140,8 +140,8 @@ def test_official_imagenet_models_show_their_own_shuffle(with_imagenet, app_on_p
     import ui
 
     at = app_on_page(PAGE, sample_image_path)
-    at.session_state[ui.MODEL_KEYS[0]] = "imagenet_official_g3_w0.5"
-    at.session_state[ui.MODEL_KEYS[1]] = "imagenet_official_g8_w0.5"
+    at.selectbox(key=ui.MODEL_KEYS[0]).set_value("imagenet_official_g3_w0.5")
+    at.selectbox(key=ui.MODEL_KEYS[1]).set_value("imagenet_official_g8_w0.5")
     at.run()
     assert not at.exception
     found = page_charts(at)
