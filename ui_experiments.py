@@ -114,8 +114,7 @@ def measured_input(data: dict, available: list[str]) -> list[str]:
                     lambda raw: [name for name in available if name in raw.split(",")] or None,
                     lambda raw: f"The link asks to measure {raw!r}; the models trained without shuffle here are "
                                 f"{', '.join(available)}. Measuring {', '.join(first_of_each_g)}.")
-    if MEASURED_KEY not in st.session_state or not set(st.session_state[MEASURED_KEY]) <= set(available):
-        st.session_state[MEASURED_KEY] = first_of_each_g
+    ui_url.keep(MEASURED_KEY, lambda names: set(names) <= set(available), first_of_each_g)
     chosen = st.pills("Measure", available, selection_mode="multi", format_func=lambda name: run_label(data, name),
                       key=MEASURED_KEY)
     return [name for name in available if name in chosen]

@@ -18,7 +18,6 @@ import streamlit as st
 import ui
 
 SEEN_KEY = "url_seen"  # widget key (or marker) -> the URL text this session last read or wrote for it
-SIDES = ("left", "right")  # params of the two models compared: left_card, right_page, ...
 LISTED = 6  # a warning names at most this many allowed values, so that it stays one line
 FLAG_TEXTS = {"1": True, "true": True, "on": True, "yes": True, "0": False, "false": False, "off": False,
               "no": False}
@@ -73,7 +72,7 @@ def choice(key: str, param: str, options: Sequence, default: Any, format: Callab
     spells one of `options`, else it stays one of them (`default` when it is not). `format` (the widget's
     format_func) adds each option's label to the warning. Returns the value."""
     options = list(options)
-    kept = _keep(key, lambda value: value in options, default)
+    kept = keep(key, lambda value: value in options, default)
     from_url(key, param, lambda raw: _option(options, raw),
              lambda raw: f"The link asks for {param} {raw!r}, which is not one of {_listed(options, format)}; "
                          f"showing {_named(kept, format)}.", marker)
@@ -94,7 +93,7 @@ def number(key: str, param: str, low: int | float, high: int | float, default: i
         current = st.session_state.get(key)
         kept = current if valid(current) else kind(default)
     else:
-        kept = _keep(key, valid, kind(default))
+        kept = keep(key, valid, kind(default))
 
     def parse(raw: str):
         value = kind(raw)
@@ -116,10 +115,18 @@ def number(key: str, param: str, low: int | float, high: int | float, default: i
 def flag(key: str, param: str, default: bool, marker: str | None = None) -> bool:
     """For a checkbox, toggle or stateful expander: on or off as the link's `param` says (1/0, true/false,
     on/off, yes/no), else as it was (`default` at first). Returns the value."""
-    kept = _keep(key, lambda value: isinstance(value, bool), default)
+    kept = keep(key, lambda value: isinstance(value, bool), default)
     from_url(key, param, lambda raw: FLAG_TEXTS.get(raw.strip().lower()),
              lambda raw: f"The link sets {param} = {raw!r}; it must be 1 (on) or 0 (off). Showing "
                          f"{'on' if kept else 'off'}.", marker)
+    return st.session_state[key]
+
+
+def keep(key: str, valid: Callable[[Any], bool], default: Any) -> Any:
+    """The session value of the widget `key` when `valid` holds for it, else `default` (set, and returned): a
+    value left from another model or page (a unit the new model lacks) would make the widget raise."""
+    if key not in st.session_state or not valid(st.session_state[key]):
+        st.session_state[key] = default
     return st.session_state[key]
 
 
@@ -139,13 +146,6 @@ def _read(key: str, param: str, parse: Callable[[str], Any], problem: Callable[[
     if value is None:
         st.warning(problem(raw))
     return value
-
-
-def _keep(key: str, valid: Callable[[Any], bool], default: Any) -> Any:
-    # A value left from another model or page (a unit the new model lacks) would make the widget raise.
-    if key not in st.session_state or not valid(st.session_state[key]):
-        st.session_state[key] = default
-    return st.session_state[key]
 
 
 def _option(options: list, raw: str) -> Any:

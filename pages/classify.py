@@ -31,7 +31,7 @@ def model_card(loaded: LoadedModel, side: int) -> None:
 
     Its content runs only while the card is open: two charts per card would otherwise be sent on every run.
     """
-    ui_url.flag(card_key(side), f"{ui_url.SIDES[side]}_card", False)
+    ui_url.flag(card_key(side), f"{ui.SIDES[side]}_card", False)
     with st.expander(f"Model card: {loaded.label}", key=card_key(side), on_change="rerun") as card:
         if not card.open:
             return
@@ -108,5 +108,5 @@ for side, (column, loaded, answer) in enumerate(zip(st.columns(2, gap="large"), 
         st.image(ui.seen_png_cached(loaded.name, current.sha256, current.image), output_format="PNG",
                  caption=f"What the model sees: {spec.native_size}x{spec.native_size} pixels{upsampled}")
         model_card(loaded, side)
-ui_url.to_url({f"{ui_url.SIDES[side]}_card": (card_key(side), bool(st.session_state[card_key(side)]))
+ui_url.to_url({f"{ui.SIDES[side]}_card": (card_key(side), bool(st.session_state[card_key(side)]))
                for side in range(2)})

@@ -26,7 +26,7 @@ def pick_page(channels: int, key: str, side: int) -> int:
     pages = page_count(channels)
     if pages == 1:
         return 1
-    param = f"{ui_url.SIDES[side]}_page"
+    param = f"{ui.SIDES[side]}_page"
     linked = ui_url.number(key, param, 1, pages, 1, marker=f"fm_page_{side}", as_default=True)
     page = st.pagination(pages, default=linked, key=key)
     settings[param] = (f"fm_page_{side}", page)
@@ -49,7 +49,7 @@ def inspect_channel(loaded: LoadedModel, point: str, default: int, key: str, sid
     """One channel large with its value range, where it came from and which group reads it (its index kept in the
     URL)."""
     feature = ui_features.features_of(loaded.name, current.sha256, current.image)[point][0]
-    param = f"{ui_url.SIDES[side]}_channel"
+    param = f"{ui.SIDES[side]}_channel"
     ui_url.number(key, param, 0, feature.shape[0] - 1, int(default), marker=f"fm_channel_{side}")
     channel = st.number_input("Channel to see large", 0, feature.shape[0] - 1, key=key,
                               help="Its index at this point (0-based).")

@@ -61,7 +61,7 @@ else:
     architectures = []
     for side, column in enumerate(st.columns(2, gap="large")):
         with column:
-            prefix = ui_url.SIDES[side]
+            prefix = ui.SIDES[side]
             ui_url.choice(f"flops_groups_{side}", f"{prefix}_g", GROUPS, DEFAULT_GROUPS[side])
             groups = st.selectbox("Groups g", GROUPS, key=f"flops_groups_{side}")
             ui_url.choice(f"flops_width_{side}", f"{prefix}_width", WIDTHS, 1.0)
