@@ -4,8 +4,8 @@ The method, its options, the class and the group unit live in the URL (?method=g
 import streamlit as st
 
 import ui
-import ui_explain
-import ui_url
+from ui import attributions as ui_explain
+from ui import url as ui_url
 from shufflenet_viz.attributions import (DEFAULT_OPTIONS, METHODS, Attribution, GroupAttribution, attribute,
                                          attribute_groups, black_baseline, describe_groups, describe_occlusion,
                                          occlusion_defaults, occlusion_windows, to_npy_bytes)

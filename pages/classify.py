@@ -4,7 +4,7 @@ An open card stays open in a bookmark (?left_card=1)."""
 import streamlit as st
 
 import ui
-import ui_url
+from ui import url as ui_url
 from shufflenet_viz.weights import LoadedModel
 
 ui.ensure_shell()

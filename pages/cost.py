@@ -4,9 +4,9 @@ widths a fixed budget buys for each g (Table 1), checked against flops.py."""
 import streamlit as st
 
 import ui
-import ui_flops
-import ui_lesson
-import ui_url
+from ui import flops as ui_flops
+from ui import lesson as ui_lesson
+from ui import url as ui_url
 from shufflenet_viz.cost import (ARCHITECTURES, LIMIT, network_mflops, setting_problem, stride1_settings,
                                   table1_setting, unit_macs)
 from shufflenet_viz.model import GROUPS, PAPER_MFLOPS

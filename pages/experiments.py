@@ -4,8 +4,8 @@ The recipe section, when open, stays open in a bookmark (?recipe=1)."""
 import streamlit as st
 
 import ui
-import ui_experiments
-import ui_url
+from ui import experiments as ui_experiments
+from ui import url as ui_url
 from shufflenet_viz import flow, weights
 from shufflenet_viz.figures.experiments import (comparison_rows, cost_note, describe_configuration, gain_rows,
                                                 gain_verdict)

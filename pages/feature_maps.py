@@ -5,8 +5,8 @@ import numpy as np
 import streamlit as st
 
 import ui
-import ui_features
-import ui_url
+from ui import feature_maps as ui_features
+from ui import url as ui_url
 from shufflenet_viz.features import (ORDERINGS, POINT_LABELS, STEM, channel_order, describe_channel,
                                      describe_point_groups, describe_shuffle, layer_names, point_module,
                                      point_name, shuffle_neighbours, unit_points)

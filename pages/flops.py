@@ -7,8 +7,8 @@ import io
 import streamlit as st
 
 import ui
-import ui_flops
-import ui_url
+from ui import flops as ui_flops
+from ui import url as ui_url
 from shufflenet_viz.figures.flops import paper_comparison_rows, unit_table_rows, unit_totals
 from shufflenet_viz.flops import describe_timing
 from shufflenet_viz.model import GROUPS, WIDTHS

@@ -5,8 +5,8 @@ stage, start point, unit and span live in the URL."""
 import streamlit as st
 
 import ui
-import ui_flow
-import ui_url
+from ui import information_flow as ui_flow
+from ui import url as ui_url
 from shufflenet_viz import flow
 from shufflenet_viz.model import STAGE_NAMES
 

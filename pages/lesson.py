@@ -4,9 +4,9 @@ The step lives in the URL (?step=3), so a link opens the lesson where the teache
 import streamlit as st
 
 import ui
-import ui_flops
-import ui_lesson
-import ui_url
+from ui import flops as ui_flops
+from ui import lesson as ui_lesson
+from ui import url as ui_url
 from shufflenet_viz.model import PAPER_MFLOPS
 
 ui.ensure_shell()

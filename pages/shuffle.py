@@ -4,8 +4,8 @@ Every setting lives in the URL (?channels=12&groups=4&unit=stage3.unit2...)."""
 import streamlit as st
 
 import ui
-import ui_flow
-import ui_url
+from ui import information_flow as ui_flow
+from ui import url as ui_url
 from shufflenet_viz import flow
 from shufflenet_viz.model import BOTTLENECK_RATIO, STAGE_OUT_CHANNELS, shuffle_permutation
 

@@ -4,8 +4,8 @@ feature maps behind any node, and the stride-2 channel arithmetic from the model
 import streamlit as st
 
 import ui
-import ui_lesson
-import ui_url
+from ui import lesson as ui_lesson
+from ui import url as ui_url
 from shufflenet_viz.figures.unit import PANEL_NAMES, node_at
 from shufflenet_viz.model import BOTTLENECK_RATIO
 from shufflenet_viz.unit_diagram import format_count, stride2_arithmetic

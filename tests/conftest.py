@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import ast
 import base64
+import io
 import json
 import os
+import tarfile
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
+
+from shufflenet_viz.data import CIFAR10_CLASSES
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES_DIR = ROOT / "samples"
@@ -183,3 +188,19 @@ def plotly_array(value) -> np.ndarray:
         shape = value.get("shape")
         return flat.reshape([int(n) for n in str(shape).split(",")]) if shape else flat
     return np.array(value, dtype=float)
+
+def make_archive(path: Path, train_per_class: int = 16, test_per_class: int = 6, seed: int = 0) -> Path:
+    """A small archive in the CIFAR-10 JPEG layout: noise pictures with a class-dependent tint, so that a
+    network learns something in one epoch and a run takes seconds."""
+    generator = np.random.default_rng(seed)
+    with tarfile.open(path, "w:gz") as archive:
+        for split, count in (("train", train_per_class), ("test", test_per_class)):
+            for label, name in enumerate(CIFAR10_CLASSES):
+                for index in range(count):
+                    pixels = generator.integers(0, 128, (32, 32, 3)) + 12 * label
+                    buffer = io.BytesIO()
+                    Image.fromarray(pixels.astype(np.uint8)).save(buffer, format="JPEG")
+                    member = tarfile.TarInfo(f"cifar10/{split}/{name}/{index:04d}.jpg")
+                    member.size = len(buffer.getvalue())
+                    archive.addfile(member, io.BytesIO(buffer.getvalue()))
+    return path

@@ -532,7 +532,7 @@ def grid_pair(request):
 
 
 def flow_views(pair):
-    import ui_flow
+    from ui import information_flow as ui_flow
 
     return ui_flow.flow_views(pair)
 

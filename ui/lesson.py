@@ -13,8 +13,8 @@ import streamlit as st
 from PIL import Image
 
 import ui
-import ui_features
-import ui_flops
+from ui import feature_maps as ui_features
+from ui import flops as ui_flops
 from shufflenet_viz import export, flow
 from shufflenet_viz.cost import affordable_widths
 from shufflenet_viz.features import channel_groups

@@ -11,7 +11,7 @@ import streamlit as st
 from PIL import Image
 
 import ui
-import ui_url
+from ui import url as ui_url
 from shufflenet_viz import experiment, flow, weights
 from shufflenet_viz.figures.experiments import curves_figure, error_figure, gain_figure
 from shufflenet_viz.figures.flow import influence_figure

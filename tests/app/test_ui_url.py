@@ -5,13 +5,13 @@ import pytest
 from streamlit.elements.lib import policies
 from streamlit.testing.v1 import AppTest
 
-import ui_url
+from ui import url as ui_url
 
 
 def script():
     import streamlit as st
 
-    import ui_url
+    from ui import url as ui_url
 
     ui_url.choice("letter", "letter", ["a", "b", "c"], "a", format=str.upper)
     letter = st.selectbox("Letter", ["a", "b", "c"], key="letter")

@@ -17,7 +17,7 @@ from PIL import Image, ImageFile, features
 from shufflenet_viz import images
 from shufflenet_viz.images import ImageError, load_image, load_image_file
 
-CONFIG = Path(__file__).resolve().parent.parent / ".streamlit" / "config.toml"
+CONFIG = Path(__file__).resolve().parents[2] / ".streamlit" / "config.toml"
 
 
 def encode(image: Image.Image, fmt: str, **options) -> bytes:

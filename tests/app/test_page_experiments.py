@@ -9,10 +9,9 @@ import json
 import pytest
 
 import ui
-from conftest import page_chart, plotly_array
+from conftest import make_archive, page_chart, plotly_array
 from shufflenet_viz import experiment, weights
 from shufflenet_viz.figures.experiments import comparison_rows, gain_rows
-from test_experiment import make_archive
 
 PAGE = "pages/experiments.py"
 RUNS = (experiment.RunSpec(1, True, 0), experiment.RunSpec(3, True, 0), experiment.RunSpec(3, False, 0),

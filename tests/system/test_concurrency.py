@@ -27,7 +27,7 @@ from shufflenet_viz.preprocess import preprocess_image
 from shufflenet_viz.runtime import SERVING_THREADS, configure_torch_threads
 from shufflenet_viz.weights import LoadedModel
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SESSIONS = 8
 IG_STEPS = 8  # enough to exercise Captum's batching; the comparison is alone vs together, not accuracy
 ATTRIBUTION_TOLERANCE = 1e-6

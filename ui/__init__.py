@@ -30,7 +30,7 @@ from shufflenet_viz.inference import Classification, classify
 from shufflenet_viz.preprocess import what_model_sees
 from shufflenet_viz.weights import LoadedModel
 
-SAMPLES_DIR = Path(__file__).resolve().parent / "samples"
+SAMPLES_DIR = Path(__file__).resolve().parents[1] / "samples"
 SAMPLE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 DEFAULT_SAMPLE = "cat.jpg"  # a new session starts with a picture, so every page has something to show
 UPLOAD_TYPES = ("jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff")
@@ -383,7 +383,7 @@ def _model_inputs() -> None:
         _imagenet_inputs(models)
         return
     names = sorted(models, key=lambda n: (models.entry(n).get("dataset", ""), models.label(n)))
-    import ui_url  # it builds on this module
+    from ui import url as ui_url  # it builds on this module
 
     defaults = _default_model_names(list(models))
     for key, param, kept, default in zip(MODEL_KEYS, MODEL_PARAMS, st.session_state.get(CHOSEN_KEY) or defaults,

@@ -3,19 +3,16 @@ resumes to the very weights of an uninterrupted one, and a model trained without
 
 from __future__ import annotations
 
-import io
-import tarfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
-from conftest import fail_or_skip
+from conftest import fail_or_skip, make_archive
 from shufflenet_viz import experiment, flow
 from shufflenet_viz.cli import main
-from shufflenet_viz.data import CIFAR10_CLASSES, DEFAULT_ARCHIVE
+from shufflenet_viz.data import DEFAULT_ARCHIVE
 from shufflenet_viz.images import load_image
 from shufflenet_viz.preprocess import preprocess_image
 from shufflenet_viz.weights import load_model, read_manifest, sha256_file
@@ -23,22 +20,6 @@ from shufflenet_viz.weights import load_model, read_manifest, sha256_file
 PAIR = (experiment.RunSpec(3, True, 0), experiment.RunSpec(3, False, 0))
 PAIR_NAMES = tuple(run.name(0.5) for run in PAIR)
 
-
-def make_archive(path: Path, train_per_class: int = 16, test_per_class: int = 6, seed: int = 0) -> Path:
-    """A small archive in the CIFAR-10 JPEG layout: noise pictures with a class-dependent tint, so that a
-    network learns something in one epoch and a run takes seconds."""
-    generator = np.random.default_rng(seed)
-    with tarfile.open(path, "w:gz") as archive:
-        for split, count in (("train", train_per_class), ("test", test_per_class)):
-            for label, name in enumerate(CIFAR10_CLASSES):
-                for index in range(count):
-                    pixels = generator.integers(0, 128, (32, 32, 3)) + 12 * label
-                    buffer = io.BytesIO()
-                    Image.fromarray(pixels.astype(np.uint8)).save(buffer, format="JPEG")
-                    member = tarfile.TarInfo(f"cifar10/{split}/{name}/{index:04d}.jpg")
-                    member.size = len(buffer.getvalue())
-                    archive.addfile(member, io.BytesIO(buffer.getvalue()))
-    return path
 
 
 def tiny_recipe(archive: Path, epochs: int = 2) -> experiment.Recipe:

@@ -18,7 +18,7 @@ from PIL import Image
 
 import ui
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 UPLOADS = 200
 WARM_UP = 20
 WINDOW = 20  # uploads whose median resident memory is compared: the ones after warm-up, and the last ones

@@ -14,7 +14,7 @@ from PIL import Image
 
 from shufflenet_viz.cli import main
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass
