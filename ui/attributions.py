@@ -13,21 +13,15 @@ import torch
 from PIL import Image
 
 import ui
+from ui.activations import model_input  # noqa: F401
 from shufflenet_viz.attributions import METHODS, Attribution, Cancelled, GroupAttribution
 from shufflenet_viz.figures.attributions import attribution_figure, attribution_png, group_bar_figure
-from shufflenet_viz.preprocess import preprocess_image, what_model_sees
+from shufflenet_viz.preprocess import what_model_sees
 from shufflenet_viz.weights import LoadedModel
 
 # A computation that runs longer than this stops with a message (should_stop), so that a session cannot
 # hold a core for minutes; changing any widget stops it earlier (Streamlit raises at the next progress update).
 TIME_LIMIT_S = 120
-
-
-# Bounded: 16 entries (8 pictures x 2 models) of one (1, 3, S, S) float tensor each (600 KB at 224x224).
-@st.cache_resource(max_entries=16, show_spinner=False)
-def model_input(model_name: str, image_sha256: str, _image: Image.Image) -> torch.Tensor:
-    """The picture as the model receives it."""
-    return preprocess_image(_image, ui.loaded_models()[model_name].preprocessing)
 
 
 # Bounded: 16 entries of one S x S x 3 uint8 picture (12 KB at 64x64, 150 KB at 224x224).

@@ -10,19 +10,9 @@ import torch
 from PIL import Image
 
 import ui
-from shufflenet_viz.features import capture_features, channel_groups, channel_order, group_name
+from ui.activations import features_of
+from shufflenet_viz.features import channel_groups, channel_order, group_name
 from shufflenet_viz.figures.features import channel_figure, feature_grid_figure, page_slice
-from shufflenet_viz.preprocess import preprocess_image
-
-
-# Bounded by size, not by use: 4 entries (2 pictures x 2 models). One entry holds every point of one forward pass:
-# 0.25M-0.42M floats (1-1.7 MB) for a 64x64 CIFAR model (g=1, g=3), 3.3M (13 MB) for a 224x224 0.5x ImageNet
-# model, while recomputing one costs a single forward pass (tens of ms).
-@st.cache_resource(max_entries=4, show_spinner="Running the model once to capture every layer...")
-def features_of(model_name: str, image_sha256: str, _image: Image.Image) -> dict[str, torch.Tensor]:
-    """`capture_features` of the model for the picture with this sha256 (one forward pass, shared read-only)."""
-    loaded = ui.loaded_models()[model_name]
-    return capture_features(loaded.model, preprocess_image(_image, loaded.preprocessing))
 
 
 # Bounded: 16 figures of at most 96 tiles (up to 1.5 MB each at 224x224). Building a plotly figure costs tens of ms,

@@ -172,3 +172,72 @@ def _listed(options: list, format: Callable[[Any], str] | None) -> str:
         return ", ".join(_named(option, format) for option in options)
     return f"{_named(options[0], format)}, {_named(options[1], format)} ... {_named(options[-1], format)} " \
            f"({len(options):,} in all)"
+
+
+# --- widgets bound to the URL ----------------------------------------------------------------------------
+# Streamlit's own binding (`bind="query-params"`): the widget's key is the URL parameter, a link's value is
+# taken when the widget can use it, a value equal to the default is left out of the URL, and an unusable one
+# is dropped silently. These wrappers add the one warning line that says what a link asked for and what is
+# allowed, and reset a session value that the widget's current options no longer hold (a unit that the newly
+# compared model lacks, say), so that each setting is written once: in the widget call.
+
+BIND = "query-params"
+BOUND_FLAG_TEXTS = ("true", "false")  # how bound toggles, checkboxes and expanders spell their state
+
+
+def bound_choice(widget: Callable, label: str, options: Sequence, *, key: str, default: Any = None,
+                 format_func: Callable[[Any], str] = str, **kwargs) -> Any:
+    """`widget` (st.selectbox, st.radio, st.select_slider, st.segmented_control or st.pills, or the same method
+    of a container) bound to the URL parameter `key`; the URL spells each option as `format_func` shows it.
+    `default` (else the first option) is what a page without a link shows. Returns the widget's value."""
+    options = list(options)
+    default = options[0] if default is None else default
+    labels = [format_func(option) for option in options]
+    multi = kwargs.get("selection_mode") == "multi"
+    current = st.session_state.get(key)
+    if key in st.session_state and not (set(current or ()) <= set(options) if multi else current in options):
+        del st.session_state[key]
+    raw = st.query_params.get_all(key) if multi else [st.query_params.get(key)]
+    unusable = [value for value in raw if value not in (None, "") and value not in labels]
+    if unusable:
+        st.warning(f"The link asks for {key} {unusable[0]!r}, which is not one of {_listed(labels, None)}; "
+                   f"it is ignored.")
+    if widget.__name__ in ("selectbox", "radio"):
+        kwargs["index"] = options.index(default)
+    elif widget.__name__ == "select_slider":
+        kwargs["value"] = default
+    else:
+        kwargs["default"] = default
+    return widget(label, options, format_func=format_func, key=key, bind=BIND, **kwargs)
+
+
+def bound_number(widget: Callable, label: str, low: int | float, high: int | float, *, key: str,
+                 default: int | float, **kwargs) -> int | float:
+    """`widget` (st.slider or st.number_input, or the same method of a container) from `low` to `high`,
+    bound to the URL parameter `key`. Returns the widget's value."""
+    kind = type(default)
+    current = st.session_state.get(key)
+    if key in st.session_state and not (type(current) is kind and low <= current <= high):
+        del st.session_state[key]
+    raw = st.query_params.get(key)
+    if raw not in (None, ""):
+        try:
+            usable = low <= kind(raw) <= high
+        except (TypeError, ValueError):
+            usable = False
+        if not usable:
+            what, spell = ("a whole number", "{:,}".format) if kind is int else ("a number", text)
+            st.warning(f"The link sets {key} = {raw!r}; it must be {what} from {spell(low)} to {spell(high)}. "
+                       f"It is ignored.")
+    return widget(label, low, high, default, key=key, bind=BIND, **kwargs)
+
+
+def bound_flag(widget: Callable, label: str, *, key: str, default: bool = False, **kwargs):
+    """`widget` (st.toggle, st.checkbox or st.expander, or the same method of a container) bound to the URL
+    parameter `key` (true or false). Returns what the widget returns (an expander: its container)."""
+    raw = st.query_params.get(key)
+    if raw not in (None, "") and raw not in BOUND_FLAG_TEXTS:
+        st.warning(f"The link sets {key} = {raw!r}; it must be true or false. It is ignored.")
+    if widget.__name__ == "expander":
+        return widget(label, expanded=default, key=key, bind=BIND, **kwargs)
+    return widget(label, value=default, key=key, bind=BIND, **kwargs)

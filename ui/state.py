@@ -1,0 +1,39 @@
+"""Session-state keys and the settings every page shares (the two sides, projector mode).
+
+A leaf: it imports nothing of this project, so that every other module of `ui` can import it.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+# The picture (widgets and values), all here so that no module invents its own spelling.
+IMAGE_KEY = "lens_image"
+ERROR_KEY = "lens_image_error"
+UPLOAD_KEY = "lens_upload"
+CAMERA_ON_KEY = "lens_camera_on"
+CAMERA_KEY = "lens_camera"
+SAMPLE_KEY = "lens_sample"
+
+# The two models compared.
+SIDES = ("left", "right")  # as URL params name them: left_model, left_card, ...
+MODEL_KEYS = ("lens_model_left", "lens_model_right")
+MODEL_PARAMS = tuple(f"{side}_model" for side in SIDES)  # in every page's URL: a bookmark reopens the pair
+CHOSEN_KEY = "lens_models_chosen"  # (left, right) as last picked, apart from the widgets' own state
+PAIR_KEY = "lens_pair"
+
+# The ImageNet install.
+MIRROR_KEY = "lens_mirror"
+FETCH_MESSAGE_KEY = "lens_fetch_message"
+INSTALL_KEY = "lens_install_imagenet"
+
+# Projector mode: the sidebar's toggle; ?projector=1 in a bookmark opens the app in projector mode.
+PROJECTOR_KEY = "lens_projector"
+PROJECTOR_PARAM = "projector"
+
+
+def projector_mode() -> bool:
+    """Whether figures are drawn for a projector (the sidebar's toggle, or ?projector=1 in the URL)."""
+    if PROJECTOR_KEY not in st.session_state:
+        return st.query_params.get(PROJECTOR_PARAM) == "1"
+    return bool(st.session_state[PROJECTOR_KEY])
