@@ -1,12 +1,14 @@
 # Two commands set up everything on a fresh machine with Python 3.11:
 #   make run   -> creates .venv, installs requirements.txt, starts the app
 #   make test  -> also installs requirements-test.txt, runs the whole test suite
+# and, for the edit-test loop, the same without the tests marked `slow` (tests/system: browser, memory, threads):
+#   make test-fast
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8501
 
-.PHONY: run test bench clean
+.PHONY: run test test-fast bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +27,9 @@ run: $(VENV)/.installed-app
 
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest
+
+test-fast: $(VENV)/.installed-test
+	$(BIN)/python -m pytest -m "not slow"
 
 bench: $(VENV)/.installed-test
 	for script in bench/[!_]*.py; do $(BIN)/python $$script || exit 1; done

@@ -28,5 +28,5 @@ PAGES = [
 ]
 
 page = st.navigation(PAGES)
-ui.sidebar()
+ui.draw_sidebar(page.url_path)
 page.run()

@@ -59,14 +59,14 @@ def pair_forward_seconds(at, runs: int) -> float:
     each the median of `runs`: what the landing page cannot do without."""
     import torch
 
-    import ui
     from shufflenet_viz import weights
     from shufflenet_viz.preprocess import preprocess_image
+    from ui.state import IMAGE_KEY, MODEL_KEYS
 
     models = weights.load_all()[0]
-    picture = at.session_state[ui.IMAGE_KEY].image
+    picture = at.session_state[IMAGE_KEY].image
     total = 0.0
-    for key in ui.MODEL_KEYS:
+    for key in MODEL_KEYS:
         loaded = models[at.session_state[key]]
         x = preprocess_image(picture, loaded.preprocessing)
         with torch.inference_mode():
@@ -100,7 +100,7 @@ def visit(page_file: str, landing_file: str, runs: int, profile_entries: int) ->
 
     configure_torch_threads()
     # AppTest resets Streamlit's pages-folder mode before every run, which a running server leaves for good at
-    # its first st.navigation; without this each run would include ui.ensure_shell()'s extra rerun.
+    # its first st.navigation; without this each run would include ui.frame.ensure_shell()'s extra rerun.
     original_init = PagesManager.__init__
 
     def init_as_on_a_running_server(self, *args, **kwargs):

@@ -129,7 +129,7 @@ def page_rerun_seconds(repeats: int) -> dict[str, float]:
     views = {}
     for label, settings in (("shuffle pair, stage2.unit2 (default)", {}),
                             ("stage4.unit4 output, by mean |activation|",
-                             {"fm_layer": "stage4.unit4", "fm_view": "output", "fm_order": "mean_abs"})):
+                             {"layer": "stage4.unit4", "point": "output", "order": "mean_abs"})):
         for key, value in settings.items():
             at.session_state[key] = value
         at.run()  # fills this view's caches

@@ -4,12 +4,12 @@ widths a fixed budget buys for each g (Table 1), checked against flops.py."""
 import streamlit as st
 
 import ui
-from ui import flops as ui_flops
-from ui import lesson as ui_lesson
-from ui import url as ui_url
-from shufflenet_viz.cost import (ARCHITECTURES, LIMIT, network_mflops, setting_problem, stride1_settings,
-                                  table1_setting, unit_macs)
-from shufflenet_viz.model import GROUPS, PAPER_MFLOPS
+from ui import cost as cost_ui
+from ui import flops as flops_ui
+from ui.url import bound_number
+from shufflenet_viz.cost import ARCHITECTURES, LIMIT, network_mflops, setting_problem, unit_macs
+from shufflenet_viz.model import GROUPS
+from shufflenet_viz.paper import TABLE1_MFLOPS
 
 ui.ensure_shell()
 
@@ -24,29 +24,13 @@ PRESET_KEY = "cost_preset"
 OWN = "my own numbers"
 
 
-def key_of(field: str) -> str:
-    """The widget key of one of c, m, g, h, w."""
-    return f"cost_{field}"
-
-
-PRESETS = {f"g={g} network, stage2.unit2 (224x224)": table1_setting(g) for g in GROUPS}
-
-
 def on_preset() -> None:
-    """Copy a real unit's c, m, g, h, w into the inputs."""
-    setting = PRESETS.get(st.session_state.get(PRESET_KEY))
+    """Copy a real unit's c, m, g, h, w into the inputs (their keys are the fields' names)."""
+    setting = cost_ui.PRESETS.get(st.session_state.get(PRESET_KEY))
     if setting:
         for field, value in zip(FIELDS, setting):
-            st.session_state[key_of(field)] = value
+            st.session_state[field] = value
 
-
-def flops_unit(g: int):
-    """flops.py's count for stage2.unit2 of the g network (224x224, 1000 classes)."""
-    return next(s for s in stride1_settings(ui_flops.report(g, 1.0, 224, 1000)) if s.unit == "stage2.unit2")
-
-
-for field, (_, default, _) in FIELDS.items():
-    ui_url.number(key_of(field), field, 1, LIMIT, default)
 
 st.title("Cost arithmetic")
 st.markdown("Section 3.2 of the paper in numbers. A bottleneck unit with **c** channels in and out, **m** "
@@ -54,10 +38,10 @@ st.markdown("Section 3.2 of the paper in numbers. A bottleneck unit with **c** c
             "- **ResNet**: 1x1 conv, 3x3 conv, 1x1 conv: `hw(2cm + 9m²)`\n"
             "- **ResNeXt**: the 3x3 conv in g groups: `hw(2cm + 9m²/g)`\n"
             "- **ShuffleNet**: both 1x1 convs in g groups, the 3x3 depthwise: `hw(2cm/g + 9m)`")
-st.selectbox("Take the numbers of a real unit", [OWN, *PRESETS], key=PRESET_KEY, on_change=on_preset)
+st.selectbox("Take the numbers of a real unit", [OWN, *cost_ui.PRESETS], key=PRESET_KEY, on_change=on_preset)
 inputs = st.columns(len(FIELDS))
-values = {field: int(column.number_input(text, min_value=1, max_value=LIMIT, step=1, key=key_of(field), help=hint))
-          for column, (field, (text, _, hint)) in zip(inputs, FIELDS.items())}
+values = {field: int(bound_number(column.number_input, text, 1, LIMIT, key=field, default=default, step=1, help=hint))
+          for column, (field, (text, default, hint)) in zip(inputs, FIELDS.items())}
 problem = setting_problem(**values)
 if problem:
     st.error(problem)
@@ -68,11 +52,11 @@ else:
         cell.metric(words.split(":")[0], f"{macs[name] / 1e6:,.3f} M",
                     f"{macs[name] / macs['resnet']:.1%} of ResNet" if name != "resnet" else None,
                     delta_color="off", delta_arrow="off")
-    ui_lesson.show_figure(ui_lesson.formula_figure_cached(*values.values(), tuple(macs.items())), "cost_formulas",
-                          "cost_formulas")
-    same = [name for name, setting in PRESETS.items() if setting == tuple(values.values())]
+    ui.show(cost_ui.unit_cost_figure(*values.values(), tuple(macs.items())), "cost_formulas",
+            download="cost_formulas")
+    same = [name for name, setting in cost_ui.PRESETS.items() if setting == tuple(values.values())]
     if same:
-        counted = flops_unit(values["g"])
+        counted = cost_ui.flops_unit(values["g"])
         st.success(f"These are the numbers of the {same[0]}: `flops.py` (the FLOPs page) counts "
                    f"{counted.flops_macs:,} multiply-adds for it, and the ShuffleNet formula gives "
                    f"{macs['shufflenet']:,.0f}.")
@@ -81,22 +65,21 @@ else:
                f"why ShuffleNet groups them, and the channel shuffle keeps the groups talking.")
 
 st.header("What the savings buy: wider layers (Table 1)")
-budget, rows = ui_lesson.widths()
+budget, rows = cost_ui.widths()
 st.markdown(f"Fix the budget at one Stage 2 unit of the g=1 network (144 channels on 28x28: "
             f"{budget / 1e6:.2f} M multiply-adds). Solving `hw(c²/(2g) + 9c/4) = budget` for each g, and "
             f"rounding down so the bottleneck c/4 splits into g groups, gives exactly Table 1's Stage 2 widths; "
             f"each later stage halves h and w and doubles the channels.")
-ui_lesson.show_figure(ui_lesson.widths_figure(), "cost_widths", "affordable_widths")
+ui.show(cost_ui.widths_figure(), "cost_widths", download="affordable_widths")
 st.dataframe([{"g": row.groups, "c that spends the budget": round(row.exact, 1), "affordable width": row.affordable,
                "stage widths": " / ".join(map(str, row.stage_widths)),
                "Table 1": " / ".join(map(str, row.table1)), "same": "yes" if row.matches_table1 else "no"}
               for row in rows], hide_index=True, key="cost_width_table")
 with st.expander("The whole network at these widths (flops.py)", key="cost_network", on_change="rerun") as network:
     if network.open:  # five reports take a moment on a busy server: computed only when asked for
-        reports = {g: ui_flops.report(g, 1.0, 224, 1000) for g in GROUPS}
+        reports = {g: flops_ui.report(g, 1.0, 224, 1000) for g in GROUPS}
         st.dataframe([{"g": g, "MFLOPs (flops.py)": round(network_mflops(g, reports[g]), 1),
-                       "MFLOPs (Table 1)": PAPER_MFLOPS[g]} for g in GROUPS], hide_index=True,
+                       "MFLOPs (Table 1)": TABLE1_MFLOPS[g]} for g in GROUPS], hide_index=True,
                      key="cost_network_table")
         st.caption("The whole ShuffleNet 1x at 224x224 with Table 1's widths, as the FLOPs page counts it: about "
                    "140 M for every g, as the paper designed.")
-ui_url.to_url({field: (key_of(field), value) for field, value in values.items()})

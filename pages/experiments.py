@@ -1,12 +1,12 @@
 """Does the shuffle help? This project's CIFAR-10 rerun of the paper's Tables 2 and 3, from the results file.
-The recipe section, when open, stays open in a bookmark (?recipe=1)."""
+The recipe section, when open, stays open in a bookmark (?recipe=true), and so do the models measured."""
 
 import streamlit as st
 
 import ui
 from ui import experiments as ui_experiments
-from ui import url as ui_url
-from shufflenet_viz import flow, weights
+from ui.display import show
+from ui.url import bound_flag
 from shufflenet_viz.figures.experiments import (comparison_rows, cost_note, describe_configuration, gain_rows,
                                                 gain_verdict)
 
@@ -45,7 +45,7 @@ st.caption(f"{data.get('train_images', 0):,} training images, {data.get('test_im
            "[arXiv 1707.01083](https://arxiv.org/abs/1707.01083), ImageNet.")
 
 st.header("Test error per configuration, beside the paper")
-st.plotly_chart(error_fig, theme=None, key="experiments_error")
+show(error_fig, "experiments_error")
 st.dataframe(comparison_rows(summary, paper), hide_index=True, column_config={
     "cifar10_error_percent": st.column_config.NumberColumn("CIFAR-10 error % (mean)", format="%.2f"),
     "cifar10_error_by_seed": "CIFAR-10 error % by seed",
@@ -58,7 +58,7 @@ st.caption("Multiply-adds as the paper counts them (convolutions and classifier,
            "parameters of the 10-class models. Training time is wall time on the machine named below.")
 
 st.header("The shuffle gain, against the noise")
-st.plotly_chart(gain_fig, theme=None, key="experiments_gain")
+show(gain_fig, "experiments_gain")
 st.dataframe(gain_rows(summary, paper), hide_index=True, column_config={
     "groups": "g", "gain_points_mean": st.column_config.NumberColumn("gain (points, mean)", format="%+.2f"),
     "gain_points_by_seed": "gain by seed (points)",
@@ -72,7 +72,7 @@ st.caption("Gain = test accuracy trained with shuffle minus trained without, for
            "is the largest difference between two seeds of one configuration.")
 
 st.header("Training curves")
-st.plotly_chart(curves_fig, theme=None, key="experiments_curves")
+show(curves_fig, "experiments_curves")
 
 st.header("Trained without shuffle, measured on your picture")
 no_shuffle = [name for name in order if name in data["runs"] and not data["runs"][name]["shuffle"]]
@@ -84,29 +84,12 @@ st.markdown("Trained without shuffle, a grouped network's groups never meet insi
             f"unit{ui_experiments.FLOW_AFTER} to the end of the stage (the first unit of a stage concatenates "
             "its branch with the pooled input, which straddles groups by construction).")
 current = ui.current_image()
-chosen: list[str] = []
 if not available:
     st.info("None of the experiment's models trained without shuffle could be loaded; the sidebar says why.")
 elif current is None:
     st.info("Choose a picture in the sidebar to measure these models on it.")
 else:
-    chosen = ui_experiments.measured_input(data, available)
-    measured = [ui_experiments.separation(name, str(weights.WEIGHTS_DIR), current.sha256, current.image)
-                for name in chosen]
-    for column, item in zip(st.columns(max(1, len(measured))), measured):
-        column.metric(f"g={item.groups} trained without shuffle, seed {data['runs'][item.name]['seed']}",
-                      flow.format_share(item.cross_group_share),
-                      help=f"{item.name}: share of the measured channel-to-channel influence that crosses "
-                           f"groups over {item.units} units")
-        column.caption(f"structure block-diagonal: {'yes' if item.block_diagonal else 'no'}")
-    if measured:
-        panels = tuple((ui_experiments.run_label(data, item.name), item.name) for item in measured)
-        st.plotly_chart(ui_experiments.separation_figure(panels, str(weights.WEIGHTS_DIR), current.sha256,
-                                                         current.image), theme=None, key="experiments_influence")
-        st.caption("Influence of each start channel (columns) on each output channel (rows), summed over "
-                   "positions; white is exactly zero. Every block off the diagonal is white: no group hears another.")
-    else:
-        st.info("Pick one or more of the models above to measure them on your picture.")
+    ui_experiments.show_separation(data, ui_experiments.measured_input(data, available), current)
 
 st.header("What these numbers do and do not show")
 best = max(summary.configurations, key=lambda c: c.mean_accuracy)
@@ -123,11 +106,8 @@ st.markdown(
     "A gain smaller than the spread says nothing either way.\n"
     f"- **Cost:** {cost_note(summary, data.get('planning', {}))}")
 
-ui_url.flag("experiments_recipe", "recipe", False)
-with st.expander("The recipe and how it was chosen", key="experiments_recipe", on_change="rerun") as recipe_card:
+with bound_flag(st.expander, "The recipe and how it was chosen", key="recipe", on_change="rerun") as recipe_card:
     if recipe_card.open:
         st.json({"recipe": recipe, "planning": data.get("planning", {}), "command": data.get("command", "")})
         hardware = sorted({run.get("hardware", "") for run in data["runs"].values()})
         st.caption(f"Trained on: {'; '.join(hardware)}. Results file: `{path.name}` in `{path.parent}`.")
-ui_url.to_url({"recipe": ("experiments_recipe", recipe_card.open),
-               **({"measured": (ui_experiments.MEASURED_KEY, ",".join(chosen))} if available and current else {})})

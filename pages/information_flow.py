@@ -6,9 +6,11 @@ import streamlit as st
 
 import ui
 from ui import information_flow as ui_flow
-from ui import url as ui_url
+from ui.display import show
+from ui.url import bound_choice
 from shufflenet_viz import flow
 from shufflenet_viz.model import STAGE_NAMES
+from shufflenet_viz.paper import TABLE3
 
 ui.ensure_shell()
 
@@ -35,15 +37,12 @@ st.markdown("Which channels can an output channel hear from? Below: " + ", ".joi
         ui.loaded_models()[view.name].groups == 1 for view in on_views) else ""))
 
 choice = st.columns(2)
-ui_url.choice("flow_stage", "stage", STAGE_NAMES, STAGE_NAMES[0])
-stage = choice[0].radio("Stage", STAGE_NAMES, horizontal=True, key="flow_stage")
+stage = bound_choice(choice[0].radio, "Stage", STAGE_NAMES, key="stage", horizontal=True)
+# Start points and units name their stage, so a choice left from another stage is no option here and starts afresh.
 points = flow.stage_points(grouped.model, stage)
-# One widget per stage (and per start point below), so a choice never points at a unit another stage lacks; the
-# URL remembers them under one name each.
-ui_url.choice(f"flow_start_{stage}", "start", points, points[1], marker="flow_start")
-start_label = choice[1].selectbox("Start at", points, key=f"flow_start_{stage}",
-                                  help="The channels whose information is followed. From the output of a stage's "
-                                       "first unit on, the stage has only stride-1 units.")
+start_label = bound_choice(choice[1].selectbox, "Start at", points, key="start", default=points[1],
+                           help="The channels whose information is followed. From the output of a stage's first "
+                                "unit on, the stage has only stride-1 units.")
 after = points.index(start_label)
 
 st.header("a. Structure: which channels can reach which")
@@ -54,11 +53,11 @@ st.markdown("Read from the modules themselves, in each unit's own order: each co
             "channels with the start group they pool). Orange lines: group boundaries.")
 reach = ui_flow.structure(views[0].name, views[0].shuffle, stage, after, views[0].groups)
 unit_names = [step.unit_name for step in reach]
-ui_url.choice(f"flow_structure_unit_{stage}_{after}", "unit", unit_names, unit_names[0], marker="flow_structure_unit")
-shown_unit = st.select_slider("Follow the flow unit by unit: output of", unit_names,
-                              key=f"flow_structure_unit_{stage}_{after}")
+ui_flow.follow_from(start_label, unit_names)
+shown_unit = bound_choice(st.select_slider, "Follow the flow unit by unit: output of", unit_names,
+                          key=ui_flow.UNIT_KEY)
 step_index = unit_names.index(shown_unit)
-st.plotly_chart(ui.for_screen(ui_flow.structure_figure(views, stage, after, step_index)), key="flow_structure")
+show(ui_flow.structure_figure(views, stage, after, step_index), "flow_structure")
 for column, view in zip(st.columns(len(views)), views):
     connected = ui_flow.structure(view.name, view.shuffle, stage, after, view.groups)[step_index].connected_share
     column.metric(f"{view.title}: channel pairs connected", f"{connected:.1%}")
@@ -80,33 +79,17 @@ st.markdown("Published ShuffleNets put the shuffle in two places: after the firs
             "after the 3x3 depthwise conv (the official code, with the inverse index map). The depthwise conv treats "
             "every channel alone, so a permutation passes through it and only reorders its filters: both places "
             "connect the same channels. Measured on this picture, for the unit after the start point:")
-for view in on_views:
-    loaded = ui.loaded_models()[view.name]
-    if loaded.groups == 1:
-        continue
-    check = ui_flow.placement(view.name, current.sha256, stage, after, current.image)
-    unit = flow.stage_units(loaded.model, stage)[after][1]
-    every = bool((check.groups_read > 0).all())
-    change = (f"changes {check.unit_name}'s output by at most {check.max_output_difference:.1e}"
-              if check.max_output_difference else f"leaves {check.unit_name}'s output bit for bit the same")
-    st.markdown(f"- **{loaded.label}**, {check.layout} layout: {flow.describe_unit_parts(unit)}. Moving the shuffle "
-                f"{check.moved_to} (filters permuted to match) {change} (largest output value "
-                f"{check.output_scale:.1f}); the channel-to-channel connectivity is "
-                f"{'identical' if check.same_connectivity else 'different'}. Its shuffle is {check.index_map}, and "
-                + ("every group of the next 1x1 GConv reads from every group." if every else
-                   f"{int((check.groups_read > 0).all(axis=1).sum())} of {loaded.groups} groups of the next 1x1 "
-                   f"GConv read from every group."))
+ui_flow.placements(on_views, current, stage, after)
 
 st.header("c. Measured on this picture: how much each channel moves each other channel")
-ui_url.choice("flow_span", "span", list(SPANS), "unit", format=SPAN_LABELS.get)
-span = st.radio("Measure across", list(SPANS), format_func=SPAN_LABELS.get, horizontal=True, key="flow_span")
+span = bound_choice(st.radio, "Measure across", SPANS, key="span", format_func=SPAN_LABELS.get, horizontal=True)
 units = SPANS[span]
 st.markdown("For each output channel j and input channel i: |d mean(out_j) / d in_i| summed over positions, "
             "computed exactly on this picture's activation (the shared model is not changed). White: exactly zero. "
             "Rows grouped by where each channel came from, as above.")
 with st.spinner("Measuring the influence..."):
     figure, influences = ui_flow.influence_heatmaps(views, current.sha256, stage, after, units, current.image)
-st.plotly_chart(ui.for_screen(figure), key="flow_influence")
+show(figure, "flow_influence")
 for column, (view, measured) in zip(st.columns(len(views)), influences):
     column.metric(f"{view.title}: influence crossing groups", flow.format_share(measured.cross_group_share),
                   help=f"From the {measured.start} to the {measured.end}; measured in {measured.seconds:.2f} s.")
@@ -123,29 +106,13 @@ answer[0].metric("Shuffle on: prediction", with_result.predicted_class,
                  help=f"{with_result.top(1)[0][1]:.1%} probability")
 answer[1].metric("Shuffle off: prediction", without_result.predicted_class,
                  help=f"{without_result.top(1)[0][1]:.1%} probability")
-st.plotly_chart(ui.for_screen(ui_flow.ablation_figure(grouped.name, current.sha256, current.image)),
-                key="flow_ablation_top5")
+show(ui_flow.ablation_figure(grouped.name, current.sha256, current.image), "flow_ablation_top5")
 
-paper = flow.PAPER_TABLE3_G3
-accuracy = flow.manifest_ablation(grouped)
-if accuracy is None:
-    st.info(f"No accuracy with and without the shuffle is stored for {grouped.label}. This page shows only the "
-            f"numbers stored in the weights manifest when the weights were made, and these weights came without "
-            f"them; it measures none itself.")
-else:
-    scores = st.columns(3)
-    scores[0].metric("Our accuracy, shuffle on", f"{accuracy.with_shuffle:.1%}")
-    scores[1].metric("Our accuracy, shuffle off", f"{accuracy.without_shuffle:.1%}",
-                     delta=f"{(accuracy.without_shuffle - accuracy.with_shuffle) * 100:+.1f} points")
-    scores[2].metric(f"Paper, {paper['model']}: error without / with shuffle",
-                     f"{paper['error_without_shuffle']:.1%} / {paper['error_with_shuffle']:.1%}")
-    st.caption(f"Ours: {accuracy.images}, {accuracy.source}, so every machine shows the same numbers; guessing "
-               f"would score {flow.format_share(1 / len(grouped.classes))}. Paper: {paper['source']}.")
+ui_flow.stored_accuracy(grouped)
+paper = TABLE3[(1.0, 3)]
 st.markdown(f"**Read these numbers honestly.** The g={g} model was trained *with* the shuffle; switching it off at "
             f"test time hands every later layer channels in an order it never saw, so the drop measures the "
             f"scrambling as much as the lost cross-group flow. The paper trained each variant on its own, and its "
             f"no-shuffle network, which learned to live without the exchange, was "
-            f"{(paper['error_without_shuffle'] - paper['error_with_shuffle']) * 100:.1f} points worse "
-            f"({paper['error_without_shuffle']:.1%} vs {paper['error_with_shuffle']:.1%} top-1 error on ImageNet).")
-ui_url.to_url({"stage": ("flow_stage", stage), "start": ("flow_start", start_label),
-               "unit": ("flow_structure_unit", shown_unit), "span": ("flow_span", span)})
+            f"{paper.error_without_shuffle - paper.error_with_shuffle:.1f} points worse "
+            f"({paper.error_without_shuffle:.1f}% vs {paper.error_with_shuffle:.1f}% top-1 error on ImageNet).")

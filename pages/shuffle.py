@@ -4,8 +4,8 @@ Every setting lives in the URL (?channels=12&groups=4&unit=stage3.unit2...)."""
 import streamlit as st
 
 import ui
-from ui import information_flow as ui_flow
-from ui import url as ui_url
+from ui import shuffle as shuffle_ui
+from ui.url import bound_choice, bound_number
 from shufflenet_viz import flow
 from shufflenet_viz.model import BOTTLENECK_RATIO, STAGE_OUT_CHANNELS, shuffle_permutation
 
@@ -25,23 +25,19 @@ st.markdown("A group convolution splits the channels into **g groups** and lets 
             "least g channels per group (try fewer below).")
 
 st.header("1. The operation: reshape, transpose, flatten")
-ui_url.number("shuffle_channels", "channels", 1, flow.MAX_ANIMATION_CHANNELS,
-              PROJECTOR_CHANNELS if ui.projector_mode() else DEFAULT_CHANNELS)
-ui_url.number("shuffle_groups", "groups", 1, flow.MAX_ANIMATION_GROUPS, DEFAULT_GROUPS)
 setting = st.columns(2)
-channels = int(setting[0].number_input(
-    f"Channels C (1 to {flow.MAX_ANIMATION_CHANNELS})", min_value=1, max_value=flow.MAX_ANIMATION_CHANNELS,
-    step=1, key="shuffle_channels",
+channels = int(bound_number(
+    setting[0].number_input, f"Channels C (1 to {flow.MAX_ANIMATION_CHANNELS})", 1, flow.MAX_ANIMATION_CHANNELS,
+    key="channels", default=PROJECTOR_CHANNELS if ui.projector_mode() else DEFAULT_CHANNELS, step=1,
     help=f"Default: the {DEFAULT_CHANNELS}-channel bottleneck of the g=3 model's Stage 2 ({PROJECTOR_CHANNELS} in "
          f"projector mode). Up to {flow.MAX_ANIMATION_CHANNELS} channels stay legible."))
-groups = int(setting[1].number_input(
-    f"Groups g (1 to {flow.MAX_ANIMATION_GROUPS})", min_value=1, max_value=flow.MAX_ANIMATION_GROUPS,
-    step=1, key="shuffle_groups"))
+groups = int(bound_number(setting[1].number_input, f"Groups g (1 to {flow.MAX_ANIMATION_GROUPS})", 1,
+                          flow.MAX_ANIMATION_GROUPS, key="groups", default=DEFAULT_GROUPS, step=1))
 problem = flow.shuffle_setting_problem(channels, groups)
 if problem:
     st.error(problem)
 else:
-    st.plotly_chart(ui.for_screen(ui_flow.animation_figure(channels, groups)), key="shuffle_animation")
+    ui.show(shuffle_ui.animation_figure(channels, groups), "shuffle_animation")
     permutation = shuffle_permutation(channels, groups)
     st.caption("Press **Play** (or drag the slider). Each dot is a channel, labelled with its index and coloured by "
                "its group. " + flow.shuffle_mixing_caption(permutation, groups))
@@ -57,15 +53,12 @@ st.header("2. Why: stacked group convolutions, without and with shuffle")
 st.markdown("The paper's Figure 1: the same group convolutions stacked, once as they are and once with a shuffle "
             "between them. Each channel carries one small dot per **input** group; a dot is filled when "
             "information from that group can reach the channel.")
-ui_url.choice("shuffle_fig1_layers", "layers", FIGURE1_CHOICES, 2)
-ui_url.choice("shuffle_fig1_groups", "fig1_groups", FIGURE1_CHOICES, 3)
-ui_url.choice("shuffle_fig1_per_group", "per_group", FIGURE1_CHOICES, 4)
 choice = st.columns(3)
-layers = choice[0].select_slider("Group convolutions stacked", FIGURE1_CHOICES, key="shuffle_fig1_layers")
-figure1_groups = choice[1].select_slider("Groups", FIGURE1_CHOICES, key="shuffle_fig1_groups")
-per_group = choice[2].select_slider("Channels per group", FIGURE1_CHOICES, key="shuffle_fig1_per_group")
-figure, stacks = ui_flow.figure1(figure1_groups * per_group, figure1_groups, layers)
-st.plotly_chart(ui.for_screen(figure), key="shuffle_figure1")
+layers = bound_choice(choice[0].select_slider, "Group convolutions stacked", FIGURE1_CHOICES, key="layers", default=2)
+figure1_groups = bound_choice(choice[1].select_slider, "Groups", FIGURE1_CHOICES, key="fig1_groups", default=3)
+per_group = bound_choice(choice[2].select_slider, "Channels per group", FIGURE1_CHOICES, key="per_group", default=4)
+figure, stacks = shuffle_ui.figure1(figure1_groups * per_group, figure1_groups, layers)
+ui.show(figure, "shuffle_figure1")
 counts = st.columns(2)
 for column, stack in zip(counts, stacks):
     column.metric(f"Output channels that hear every group, {'with' if stack.shuffle else 'without'} shuffle",
@@ -80,21 +73,15 @@ st.markdown("The shuffle each model really applies, read by running the unit's `
             "flow page measures it).")
 pair = ui.model_pair()
 unit_names = pair[0].model.unit_names()
-ui_url.choice("shuffle_unit", "unit", unit_names, "stage2.unit2")
-unit_name = st.selectbox("Unit", unit_names, key="shuffle_unit")
-for side, (column, loaded) in enumerate(zip(st.columns(len(pair), gap="large"), pair)):
-    with column:
-        st.subheader(loaded.label)
-        if unit_name not in loaded.model.unit_names():
-            st.warning(f"{loaded.label} has no unit named {unit_name}.")
-            continue
-        unit = dict(loaded.model.named_modules())[unit_name]
-        st.markdown(f"{unit.layout.name} layout: {flow.describe_unit_parts(unit)}")
-        figure, permutation, unit_groups = ui_flow.unit_wiring(loaded.name, unit_name)
-        st.plotly_chart(ui.for_screen(figure), key=f"shuffle_unit_wiring_{side}")
-        st.caption(flow.unit_shuffle_caption(permutation, unit_groups, unit.shuffle.enabled))
-        st.markdown(f"`{flow.describe_permutation(permutation, 6)}`")
-ui_url.to_url({"channels": ("shuffle_channels", channels), "groups": ("shuffle_groups", groups),
-               "layers": ("shuffle_fig1_layers", layers), "fig1_groups": ("shuffle_fig1_groups", figure1_groups),
-               "per_group": ("shuffle_fig1_per_group", per_group),
-               "unit": ("shuffle_unit", unit_name)})
+unit_name = bound_choice(st.selectbox, "Unit", unit_names, key="unit", default="stage2.unit2")
+for side, loaded in ui.side_by_side(pair):
+    st.subheader(loaded.label)
+    if unit_name not in loaded.model.unit_names():
+        st.warning(f"{loaded.label} has no unit named {unit_name}.")
+        continue
+    unit = dict(loaded.model.named_modules())[unit_name]
+    st.markdown(f"{unit.layout.name} layout: {flow.describe_unit_parts(unit)}")
+    figure, permutation, unit_groups = shuffle_ui.unit_wiring(loaded.name, unit_name)
+    ui.show(figure, f"shuffle_unit_wiring_{side}")
+    st.caption(flow.unit_shuffle_caption(permutation, unit_groups, unit.shuffle.enabled))
+    st.markdown(f"`{flow.describe_permutation(permutation, 6)}`")

@@ -4,17 +4,16 @@ feature maps behind any node, and the stride-2 channel arithmetic from the model
 import streamlit as st
 
 import ui
-from ui import lesson as ui_lesson
-from ui import url as ui_url
+from ui import unit as unit_ui
+from ui.url import bound_choice
 from shufflenet_viz.figures.unit import PANEL_NAMES, node_at
 from shufflenet_viz.model import BOTTLENECK_RATIO
 from shufflenet_viz.unit_diagram import format_count, stride2_arithmetic
 
 ui.ensure_shell()
 
-MODEL_KEY, UNIT_KEY, NODE_KEY, PANEL_KEY, CHART_KEY = "unit_model", "unit_name", "unit_node", "unit_panel", "unit_chart"
+NODE_KEY, CHART_KEY = "node", "unit_chart"
 DEFAULT_UNIT = "stage2.unit2"
-PANELS = {"live": "this unit", "a": "(a) the same unit without groups or shuffle"}
 
 
 def on_node_click() -> None:
@@ -27,58 +26,51 @@ def on_node_click() -> None:
 current = ui.require_image()
 models = ui.loaded_models()
 left, right = ui.model_pair()
-names = list(models)
-ui_url.choice(MODEL_KEY, "model", names, right.name)
 
 st.title("The ShuffleNet unit")
 st.markdown("The paper's Figure 2, drawn from a real model running on your picture. Every box is one operation "
             "with its groups, the shape of the tensor it produced, its multiply-adds and its parameters. "
             "**Click a box** to see its feature maps.")
 controls = st.columns([3, 2, 2])
-controls[0].selectbox("Model", names, key=MODEL_KEY, format_func=models.label)
-loaded = models[st.session_state[MODEL_KEY]]
-unit_names = loaded.model.unit_names()
-ui_url.choice(UNIT_KEY, "unit", unit_names, DEFAULT_UNIT)
-unit_name = controls[1].selectbox("Unit", unit_names, key=UNIT_KEY)
-ui_url.choice(PANEL_KEY, "panel", list(PANELS), "live", format=PANELS.get)
-panel = controls[2].radio("Draw", list(PANELS), key=PANEL_KEY, format_func=PANELS.get)
+loaded = models[bound_choice(controls[0].selectbox, "Model", list(models), key="model", default=right.name,
+                             format_func=models.label)]
+unit_name = bound_choice(controls[1].selectbox, "Unit", loaded.model.unit_names(), key="unit", default=DEFAULT_UNIT)
+panel = bound_choice(controls[2].radio, "Draw", list(unit_ui.PANELS), key="panel", format_func=unit_ui.PANELS.get)
 
-live = ui_lesson.diagram(loaded.name, current.sha256, unit_name, current.image)
-dense = ui_lesson.dense_diagram(loaded.name, unit_name)
-node_keys = [node.key for node in live.nodes]
-ui_url.choice(NODE_KEY, "node", node_keys, "shuffle")
-node = live.node(st.session_state[NODE_KEY])
+live = unit_ui.diagram(loaded.name, current.sha256, unit_name, current.image)
+dense = unit_ui.dense_diagram(loaded.name, unit_name)
+diagram_area, node_header = st.container(), st.empty()  # the diagram shows the node picked below it
+node = live.node(bound_choice(st.selectbox, "Node", [n.key for n in live.nodes], key=NODE_KEY, default="shuffle",
+                              format_func=lambda key: unit_ui.node_label(live.node(key)),
+                              help="Or click a box in the diagram."))
+node_header.header(f"Feature maps at \u201c{node.title}\u201d")
+with diagram_area:
+    shown = dense if panel == "a" else live
+    title = f"{PANEL_NAMES[shown.panel]}: {unit_name}"
+    st.subheader(f"{loaded.label}, {unit_name}")
+    if panel == "a":
+        ui.show(unit_ui.diagram_figure(loaded.name, current.sha256, unit_name, "a", None, title, current.image),
+                "unit_chart_dense", download=f"{unit_name}_figure2a")
+    else:
+        ui.show(unit_ui.diagram_figure(loaded.name, current.sha256, unit_name, "live", node.key, title,
+                                       current.image), CHART_KEY, download=f"{unit_name}_figure2{live.panel}",
+                on_select=on_node_click, selection_mode="points")
+    totals = st.columns(3)
+    totals[0].metric("This unit", f"{format_count(live.macs)} MACs", f"{format_count(live.params)} parameters",
+                     delta_color="off", delta_arrow="off")
+    totals[1].metric("(a) without groups or shuffle", f"{format_count(dense.macs)} MACs",
+                     f"{format_count(dense.params)} parameters", delta_color="off", delta_arrow="off")
+    totals[2].metric("Multiply-adds saved by groups", f"{1 - live.macs / dense.macs:.0%}")
+    where = "after the first 1x1 GConv, as the paper draws it" if loaded.model.config.unit_layout.shuffle_after == \
+        "compress" else "after the 3x3 depthwise conv (the official code): the depthwise conv keeps every channel " \
+                        "apart, so shuffling before or after it connects the same groups of the next 1x1 GConv"
+    st.caption(f"This model shuffles {where}." if live.groups > 1 else
+               "With g=1 the 1x1 convolutions are dense, so the shuffle moves nothing (drawn dashed).")
 
-shown = dense if panel == "a" else live
-title = f"{PANEL_NAMES[shown.panel]}: {unit_name}"
-st.subheader(f"{loaded.label}, {unit_name}")
-if panel == "a":
-    ui_lesson.show_figure(ui_lesson.diagram_figure(loaded.name, current.sha256, unit_name, "a", None, title,
-                                                   current.image), "unit_chart_dense", f"{unit_name}_figure2a")
-else:
-    ui_lesson.show_figure(ui_lesson.diagram_figure(loaded.name, current.sha256, unit_name, "live", node.key, title,
-                                                   current.image), CHART_KEY, f"{unit_name}_figure2{live.panel}",
-                          on_select=on_node_click, selection_mode="points")
-totals = st.columns(3)
-totals[0].metric("This unit", f"{format_count(live.macs)} MACs", f"{format_count(live.params)} parameters",
-                 delta_color="off", delta_arrow="off")
-totals[1].metric("(a) without groups or shuffle", f"{format_count(dense.macs)} MACs",
-                 f"{format_count(dense.params)} parameters", delta_color="off", delta_arrow="off")
-totals[2].metric("Multiply-adds saved by groups", f"{1 - live.macs / dense.macs:.0%}")
-where = "after the first 1x1 GConv, as the paper draws it" if loaded.model.config.unit_layout.shuffle_after == \
-    "compress" else "after the 3x3 depthwise conv (the official code): the depthwise conv keeps every channel " \
-                    "apart, so shuffling before or after it connects the same groups of the next 1x1 GConv"
-st.caption(f"This model shuffles {where}." if live.groups > 1 else
-           "With g=1 the 1x1 convolutions are dense, so the shuffle moves nothing (drawn dashed).")
-
-st.header(f"Feature maps at \u201c{node.title}\u201d")
-st.selectbox("Node", node_keys, key=NODE_KEY, format_func=lambda key: f"{live.node(key).title} ({key})",
-             help="Or click a box in the diagram.")
-tiles, columns = ui_lesson.NODE_TILES[ui.projector_mode()]
-figure, count = ui_lesson.node_feature_figure(loaded.name, current.sha256, node.point, node.channels, tiles, columns,
-                                              f"{unit_name}, {node.title}: {node.shape_text}", current.image)
-ui_lesson.show_figure(figure, "unit_node_maps", f"{unit_name}_{node.key}_maps")
-st.caption(f"{node.operation}. The first {min(tiles, count)} of its {count} channels, each on its own grey scale; "
+figure, tiles, count = unit_ui.node_feature_figure(loaded.name, current.sha256, node,
+                                                   f"{unit_name}, {node.title}: {node.shape_text}", current.image)
+ui.show(figure, "unit_node_maps", download=f"{unit_name}_{node.key}_maps")
+st.caption(f"{node.operation}. The first {tiles} of its {count} channels, each on its own grey scale; "
            f"frames show the group each channel came from.")
 st.page_link("pages/feature_maps.py", label=f"Every channel of {node.point}: the Feature maps page",
              icon=":material/grid_view:")
@@ -91,5 +83,3 @@ st.caption(f"The paper sets the bottleneck to a quarter of \u201cthe output chan
            f"both pretrained families (and this model) takes a quarter of the whole unit's output, "
            f"{example.out_channels}/{BOTTLENECK_RATIO} = {example.bottleneck_channels}, not of the branch's "
            f"{example.branch_channels} ({example.branch_channels / BOTTLENECK_RATIO:g}).")
-ui_url.to_url({"model": (MODEL_KEY, loaded.name), "unit": (UNIT_KEY, unit_name),
-               "node": (NODE_KEY, node.key), "panel": (PANEL_KEY, panel)})

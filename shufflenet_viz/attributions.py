@@ -18,7 +18,6 @@ import time
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from copy import deepcopy
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,7 +26,8 @@ from captum.attr import (IntegratedGradients, LayerAttribution, LayerGradCam, La
                          NoiseTunnel, Occlusion, Saliency)
 from torch import nn
 
-from .features import UNGROUPED, ChannelGroups, channel_groups, point_module, point_name
+from .copies import folded_copy
+from .features import UNGROUPED, ChannelGroups, channel_groups_at, point_module, point_name
 from .model import ShuffleNetV1
 from .preprocess import Preprocessing, to_model_input
 
@@ -203,40 +203,11 @@ def has_hooks(model: nn.Module) -> bool:
                for m in model.modules())
 
 
-# (conv, batch norm) pairs that follow each other with nothing between, by attribute name on a stem or unit.
-_FOLDABLE = (("conv", "bn"), ("compress_conv", "compress_bn"), ("depthwise_conv", "depthwise_bn"),
-             ("expand_conv", "expand_bn"))
-
-
-@torch.no_grad()
-def _fold_batch_norms(model: nn.Module) -> nn.Module:
-    """Fold every eval-mode batch norm into the convolution before it (in place, on a private copy).
-
-    In eval mode a BN is a fixed per-channel scale and shift, so conv then BN is one conv with scaled weights and
-    a bias: the same function (up to float rounding), without BN's separate forward and backward passes, which
-    cost about a quarter of a gradient step at 224x224. The BN becomes an Identity under the same name, so hooks
-    and Captum's layers address the same modules.
-    """
-    for module in list(model.modules()):
-        for conv_name, bn_name in _FOLDABLE:
-            conv, bn = getattr(module, conv_name, None), getattr(module, bn_name, None)
-            if not isinstance(conv, nn.Conv2d) or not isinstance(bn, nn.BatchNorm2d) or bn.training:
-                continue
-            scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-            bias = bn.bias - bn.running_mean * scale
-            if conv.bias is not None:
-                bias = bias + conv.bias * scale
-            conv.weight = nn.Parameter(conv.weight * scale[:, None, None, None], requires_grad=False)
-            conv.bias = nn.Parameter(bias, requires_grad=False)
-            setattr(module, bn_name, nn.Identity())
-    return model
-
-
 @contextmanager
 def private_copy(model: nn.Module) -> Iterator[nn.Module]:
     """A copy of the shared model (same frozen weights, eval mode) that no other thread uses meanwhile.
 
-    Its batch norms are folded into the convolutions (`_fold_batch_norms`) and its weights stored channels-last:
+    Its batch norms are folded into the convolutions and its weights stored channels-last (`copies.folded_copy`):
     batched passes with gradients (IG steps, SmoothGrad samples, Layer IG) and Occlusion's batches of windows
     run about 1.5-2.5x faster so on the CPU, and the shared model's own weights must not be touched. Copies are
     reused; one is only taken back when nothing is attached to it.
@@ -245,7 +216,7 @@ def private_copy(model: nn.Module) -> Iterator[nn.Module]:
         idle = _idle_copies.setdefault(model, [])
         copy = idle.pop() if idle else None
     if copy is None:
-        copy = _fold_batch_norms(deepcopy(model)).to(memory_format=torch.channels_last)
+        copy = folded_copy(model, channels_last=True)
     try:
         yield copy
     finally:
@@ -457,7 +428,7 @@ def attribute_groups(model: nn.Module, x: torch.Tensor, unit: str, target: int |
     if progress is not None:
         progress(1.0)
     per_channel = attributions.detach()[0].double().sum(dim=(1, 2)).numpy()
-    return GroupAttribution(unit, target, per_channel, channel_groups(model, point_name(unit, "output")),
+    return GroupAttribution(unit, target, per_channel, channel_groups_at(model, point_name(unit, "output")),
                             float(delta.sum()), time.perf_counter() - started)
 
 

@@ -155,7 +155,8 @@ def _list(args) -> int:
 
 def _experiment(args) -> int:
     from .data import DatasetError
-    from .experiment import DEFAULT_RUNS, ExperimentError, Recipe, run_experiment
+    from .experiment import DEFAULT_RUNS, Recipe, run_experiment
+    from .experiment_results import ExperimentError
     from .train import command_line
     from .weights import WEIGHTS_DIR
 

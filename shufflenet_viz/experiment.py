@@ -3,7 +3,7 @@
 `python -m shufflenet_viz experiment` trains a set of ShuffleNet v1 configurations with one identical recipe
 (data, input size, epochs, schedule, augmentation, seed policy), registers every model in the manifest as a
 family of its own and writes one results file with the recipe, what was measured to choose it, each model's
-test accuracy, parameters, MFLOPs, training curve and wall time.
+test accuracy, parameters, MFLOPs, training curve and wall time (`experiment_results` reads it).
 
 After every epoch a run saves its state (model, optimizer, schedule and the generator behind every random
 draw), so an interrupted experiment resumes where it stopped and ends with the very weights an uninterrupted
@@ -12,11 +12,9 @@ one would have produced.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -27,34 +25,21 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from .data import CIFAR10_CLASSES, ImageSet, load_cifar10
+from .experiment_results import (DEFAULT_RESULTS, FAMILY, RESULTS_FORMAT, ExperimentError, read_results,
+                                 results_path, write_results)
 from .flops import flop_report, model_report
 from .model import build_model, count_parameters
+from .paper import results_section
 from .preprocess import Preprocessing, to_model_input
 from .train import TrainSettings, augment, describe_hardware, evaluate, make_optimizer, train_epoch
 from .weights import WEIGHTS_DIR, freeze, read_manifest, sha256_file, write_manifest_entry
 
-FAMILY = "cifar10-shuffle-experiment"
-RESULTS_FORMAT = 1
-DEFAULT_RESULTS = Path("experiments") / "shuffle_ablation.json"  # relative to the weights folder
 TRAINING_CLASSES = len(CIFAR10_CLASSES)
-
-# Zhang et al. 2017 (arXiv 1707.01083v2), ImageNet top-1 classification error in %, ShuffleNet 0.5x rows.
-# Table 2: error against the number of groups at the same complexity (about 38 MFLOPs at 224x224).
-PAPER_TABLE2_HALF = {"source": "Zhang et al. 2017, Table 2 (ShuffleNet 0.5x, ~38 MFLOPs, ImageNet top-1 error %)",
-                     "error": {1: 45.1, 2: 44.4, 3: 43.2, 4: 41.6, 8: 42.3}}
-# Table 3: each network trained from scratch with and without channel shuffle.
-PAPER_TABLE3_HALF = {"source": "Zhang et al. 2017, Table 3 (ShuffleNet 0.5x, ImageNet top-1 error %, "
-                               "each variant trained from scratch)",
-                     "error_with_shuffle": {3: 43.2, 8: 42.3},
-                     "error_without_shuffle": {3: 45.7, 8: 48.1}}
+PAPER_WIDTH = 0.5  # the paper's rows the results file carries: ShuffleNet 0.5x, the recipe's default width
 
 
 def _log(message: str) -> None:
     tqdm.write(message)  # prints between the progress bars instead of through them
-
-
-class ExperimentError(Exception):
-    """The experiment cannot start or continue as asked; the message says what to do."""
 
 
 @dataclass(frozen=True)
@@ -200,39 +185,8 @@ def estimate_minutes(recipe: Recipe, runs: Sequence[RunSpec], measured: dict, tr
 
 
 # ---------------------------------------------------------------------------------------------------
-# The results file
+# Resuming a run
 # ---------------------------------------------------------------------------------------------------
-
-def results_path(weights_dir: Path = WEIGHTS_DIR) -> Path:
-    """Where the experiment's results file sits in a weights folder."""
-    return Path(weights_dir) / DEFAULT_RESULTS
-
-
-def read_results(path: Path) -> dict:
-    """The results file, or an empty skeleton when there is none yet."""
-    path = Path(path)
-    if not path.exists():
-        return {"format": RESULTS_FORMAT, "family": FAMILY, "runs": {}}
-    try:
-        data = json.loads(path.read_text())
-        if not isinstance(data.get("runs"), dict):
-            raise TypeError("'runs' must map model names to results")
-    except (OSError, ValueError, TypeError, AttributeError) as error:
-        raise ExperimentError(f"{path} is not a readable experiment results file ({error}); move it away to "
-                              f"start over") from error
-    return data
-
-
-def write_results(path: Path, data: dict) -> None:
-    """Replace the results file atomically, so readers (the app) never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=".results-", suffix=".tmp")
-    with os.fdopen(handle, "w") as out:
-        out.write(json.dumps(data, indent=1) + "\n")
-    os.chmod(temp, 0o644)
-    os.replace(temp, path)
-
 
 def _state_path(results: Path, name: str) -> Path:
     return Path(results).parent / "resume" / f"{name}.state.pt"
@@ -420,7 +374,7 @@ def run_experiment(recipe: Recipe, runs: Sequence[RunSpec] = DEFAULT_RUNS, weigh
                        "order": names, "planning": planning,
                        "train_images": len(data.train), "test_images": len(data.test),
                        "curve_images": len(data.curve),
-                       "paper": {"table2": _jsonable(PAPER_TABLE2_HALF), "table3": _jsonable(PAPER_TABLE3_HALF)}})
+                       "paper": results_section(PAPER_WIDTH)})
     write_results(results, data_store)
 
     manifest = read_manifest(weights_dir)
@@ -439,95 +393,7 @@ def run_experiment(recipe: Recipe, runs: Sequence[RunSpec] = DEFAULT_RUNS, weigh
     return data_store
 
 
-def _jsonable(table: dict) -> dict:
-    return {key: ({str(k): v for k, v in value.items()} if isinstance(value, dict) else value)
-            for key, value in table.items()}
-
-
 def _recipe_difference(old: dict, new: dict) -> str:
     changed = [f"{key}: {old.get(key)!r} there, {new.get(key)!r} now" for key in sorted(set(old) | set(new))
                if old.get(key) != new.get(key)]
     return "; ".join(changed[:4]) or "unknown difference"
-
-
-# ---------------------------------------------------------------------------------------------------
-# Reading the results
-# ---------------------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Configuration:
-    """One (groups, shuffle) configuration of the set with its test accuracy for each seed trained."""
-
-    groups: int
-    shuffle: bool
-    accuracy_by_seed: dict[int, float]
-    parameters: int
-    mflops: float
-    mflops_224_imagenet: float
-    wall_time_s: dict[int, float]
-
-    @property
-    def label(self) -> str:
-        return f"g={self.groups}" + ("" if self.shuffle else " no shuffle")
-
-    @property
-    def mean_accuracy(self) -> float:
-        return sum(self.accuracy_by_seed.values()) / len(self.accuracy_by_seed)
-
-    @property
-    def mean_error_percent(self) -> float:
-        return 100 * (1 - self.mean_accuracy)
-
-    @property
-    def seed_spread(self) -> float | None:
-        """Largest minus smallest accuracy over seeds (None with one seed)."""
-        values = list(self.accuracy_by_seed.values())
-        return max(values) - min(values) if len(values) > 1 else None
-
-
-@dataclass(frozen=True)
-class ShuffleGain:
-    """Accuracy with shuffle minus accuracy without, per seed trained both ways (same start, same batches)."""
-
-    groups: int
-    by_seed: dict[int, float]
-
-    @property
-    def mean(self) -> float:
-        return sum(self.by_seed.values()) / len(self.by_seed)
-
-
-@dataclass(frozen=True)
-class Summary:
-    configurations: list[Configuration]
-    gains: list[ShuffleGain]
-    largest_seed_spread: float | None  # the noise yardstick: largest seed spread of any configuration
-
-    def configuration(self, groups: int, shuffle: bool) -> Configuration | None:
-        return next((c for c in self.configurations if c.groups == groups and c.shuffle == shuffle), None)
-
-
-def summarize(results: dict) -> Summary:
-    """Configurations (in the set's order), shuffle gains and the seed spread, from a results file's runs."""
-    order = results.get("order") or list(results["runs"])
-    runs = [results["runs"][name] for name in order if name in results["runs"]]
-    configurations = []
-    for key in dict.fromkeys((run["groups"], run["shuffle"]) for run in runs):
-        members = [run for run in runs if (run["groups"], run["shuffle"]) == key]
-        first = members[0]
-        configurations.append(Configuration(
-            key[0], key[1], {run["seed"]: run["test_accuracy"] for run in members}, first["parameters"],
-            first["mflops"], first.get("mflops_224_imagenet", float("nan")),
-            {run["seed"]: run["wall_time_s"] for run in members}))
-    gains = []
-    for groups in dict.fromkeys(c.groups for c in configurations):
-        on, off = (next((c for c in configurations if c.groups == groups and c.shuffle == shuffle), None)
-                   for shuffle in (True, False))
-        if on is None or off is None or groups == 1:
-            continue
-        paired = {seed: on.accuracy_by_seed[seed] - off.accuracy_by_seed[seed]
-                  for seed in on.accuracy_by_seed if seed in off.accuracy_by_seed}
-        if paired:
-            gains.append(ShuffleGain(groups, paired))
-    spreads = [c.seed_spread for c in configurations if c.seed_spread is not None]
-    return Summary(configurations, gains, max(spreads) if spreads else None)

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .model import ShuffleNetV1, ShuffleUnit, inverse_permutation
+from .model import ShuffleNetV1, ShuffleUnit, channel_group_index, inverse_permutation
 
 STEM = "stem"
 # The parts of a unit whose outputs are shown; "output" is the unit module itself. A unit shows them in its
@@ -81,7 +81,7 @@ def unit_points(unit: ShuffleUnit) -> tuple[str, ...]:
     return (*(part for part in unit.part_order() if part in UNIT_POINTS), "output")
 
 
-def shuffle_neighbours(unit: ShuffleUnit) -> tuple[str, str]:
+def shuffle_neighbour_points(unit: ShuffleUnit) -> tuple[str, str]:
     """(the point just before the channel shuffle, the shuffle's own point) in this unit's layout."""
     points = unit_points(unit)
     index = points.index("shuffle")
@@ -184,18 +184,13 @@ class ChannelGroups:
         return not np.array_equal(self.origin, self.reader)
 
 
-def _contiguous_groups(channels: int, groups: int) -> np.ndarray:
-    """Channels split into `groups` contiguous blocks, as a group convolution splits them."""
-    return np.arange(channels) // (channels // groups)
-
-
 def _conv_groups(conv: nn.Conv2d, model_groups: int, side: str) -> np.ndarray:
     """The group of each output (side "out") or input ("in") channel of a 1x1 conv of a unit; UNGROUPED for a
     dense conv in a grouped model (in a g=1 model every 1x1 conv is its one group)."""
     channels = conv.out_channels if side == "out" else conv.in_channels
     if conv.groups == 1 and model_groups > 1:
         return np.full(channels, UNGROUPED)
-    return _contiguous_groups(channels, conv.groups)
+    return channel_group_index(channels, conv.groups).numpy()
 
 
 def _layer_reader(model: ShuffleNetV1, layer: str) -> np.ndarray:
@@ -222,7 +217,7 @@ def _layer_origin(model: ShuffleNetV1, layer: str) -> np.ndarray:
     return origin
 
 
-def channel_groups(model: ShuffleNetV1, point: str) -> ChannelGroups:
+def channel_groups_at(model: ShuffleNetV1, point: str) -> ChannelGroups:
     """The origin group, reader group and source channel of every channel at `point`."""
     layer, part = split_point(point)
     groups = model.config.groups
@@ -286,7 +281,7 @@ def _reader_name(model: ShuffleNetV1, point: str) -> str:
 
 def describe_point_groups(model: ShuffleNetV1, point: str) -> str:
     """What the frame and bar colours at `point` mean here, with the counts they show (a page caption)."""
-    groups = channel_groups(model, point)
+    groups = channel_groups_at(model, point)
     layer, part = split_point(point)
     dense_origin = int((groups.origin == UNGROUPED).sum())
     if dense_origin == groups.channels:
@@ -315,7 +310,7 @@ def describe_point_groups(model: ShuffleNetV1, point: str) -> str:
 
 def describe_channel(model: ShuffleNetV1, point: str, channel: int) -> str:
     """Where one channel at `point` came from and which group reads it next, in a sentence."""
-    groups = channel_groups(model, point)
+    groups = channel_groups_at(model, point)
     layer, part = split_point(point)
     origin, reader, source = (int(a[channel]) for a in (groups.origin, groups.reader, groups.source))
     made = "the first (dense) 1x1 conv's output" if origin == UNGROUPED else \
@@ -338,8 +333,8 @@ def describe_channel(model: ShuffleNetV1, point: str, channel: int) -> str:
 def describe_shuffle(model: ShuffleNetV1, layer: str) -> str:
     """Where this unit shuffles and how many groups of its first 1x1 conv each group of its second one hears."""
     unit = _unit(model, layer)
-    before, _ = shuffle_neighbours(unit)
-    groups = channel_groups(model, point_name(layer, "shuffle"))
+    before, _ = shuffle_neighbour_points(unit)
+    groups = channel_groups_at(model, point_name(layer, "shuffle"))
     heard = [len(set(groups.origin[groups.reader == k].tolist())) for k in sorted(set(groups.reader.tolist()))]
     where = POINT_LABELS[before].removeprefix("after ")
     text = (f"This model shuffles after {where} ({unit.layout.name} layout); the 3x3 depthwise conv treats every "

@@ -18,7 +18,8 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
-from .model import PAPER_MFLOPS, ShuffleNetConfig, ShuffleNetV1, ShuffleUnit
+from .model import ShuffleNetConfig, ShuffleNetV1, ShuffleUnit
+from .paper import TABLE1_MFLOPS
 
 Shape = tuple[int, int, int]  # (C, H, W) of one image
 
@@ -101,7 +102,7 @@ class FlopReport:
     def paper_mflops(self) -> int | None:
         """Table 1's complexity for this architecture, where the paper gives one (1x, 224x224, 1000 classes)."""
         if self.width == 1.0 and self.size == 224 and self.num_classes == 1000:
-            return PAPER_MFLOPS.get(self.groups)
+            return TABLE1_MFLOPS.get(self.groups)
         return None
 
     def rows(self) -> list[dict]:

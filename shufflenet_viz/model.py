@@ -9,7 +9,7 @@ No activation module is reused and no op is in place: a hook on any module sees 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -26,8 +26,6 @@ STAGE_OUT_CHANNELS: dict[int, tuple[int, int, int]] = {
     4: (272, 544, 1088),
     8: (384, 768, 1536),
 }
-# Complexity column of Table 1 in MFLOPs (the paper counts multiply-adds), 1x, 224x224.
-PAPER_MFLOPS: dict[int, int] = {1: 143, 2: 140, 3: 137, 4: 133, 8: 137}
 WIDTHS: tuple[float, ...] = (0.25, 0.5, 1.0, 1.5, 2.0)
 GROUPS: tuple[int, ...] = tuple(STAGE_OUT_CHANNELS)
 BOTTLENECK_RATIO = 4  # bottleneck channels = unit output channels / 4, in stride-2 units too (both layouts)
@@ -138,6 +136,15 @@ def shuffle_permutation(channels: int, groups: int, inverse: bool = False) -> to
     rows = channels // groups if inverse else groups
     # (rows, C/rows) grid of input indices, read column by column.
     return torch.arange(channels).reshape(rows, channels // rows).t().reshape(-1)
+
+
+def channel_group_index(channels: int, groups: int) -> torch.Tensor:
+    """Group index of each of `channels` channels cut into `groups` contiguous parts, as a group convolution
+    splits them; the parts are equal when `groups` divides `channels` (a g=1 model's channels are cut the same
+    way to compare it with a grouped one)."""
+    if groups < 1:
+        raise ValueError(f"need at least one group, got {groups}")
+    return torch.arange(channels) * groups // max(channels, 1)
 
 
 def inverse_permutation(perm: torch.Tensor) -> torch.Tensor:
@@ -328,21 +335,6 @@ def build_model(groups: int = 3, width: float = 1.0, num_classes: int = 1000, sh
     """A randomly initialised ShuffleNet v1 with the given architecture."""
     return ShuffleNetV1(ShuffleNetConfig(groups=groups, width=width, num_classes=num_classes, shuffle=shuffle,
                                          layout=layout))
-
-
-def with_shuffle(model: ShuffleNetV1, enabled: bool) -> ShuffleNetV1:
-    """A copy of `model` (same weights) whose channel shuffles are switched on or off.
-
-    A copy, never the model itself: a model may be shared between sessions, and the switch must not leak. It is
-    rebuilt from the config and a copy of the tensors rather than deep-copied: another session may be attaching
-    or removing hooks on the shared model at this very moment, and those must neither be copied nor disturb the copy.
-    """
-    with torch.device("meta"):
-        copy = ShuffleNetV1(replace(model.config, shuffle=enabled))
-    copy.load_state_dict({name: tensor.clone() for name, tensor in model.state_dict().items()}, assign=True)
-    for mine, theirs in zip(copy.parameters(), model.parameters()):
-        mine.requires_grad_(theirs.requires_grad)
-    return copy.train(model.training)
 
 
 def count_parameters(model: nn.Module) -> int:

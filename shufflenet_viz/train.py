@@ -20,7 +20,8 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from .data import CIFAR10_CLASSES, ImageSet, load_cifar10
-from .model import build_model, count_parameters, with_shuffle
+from .copies import with_shuffle
+from .model import build_model, count_parameters
 from .preprocess import Preprocessing, to_model_input
 from .weights import freeze, sha256_file, write_manifest_entry
 

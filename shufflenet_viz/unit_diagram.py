@@ -238,6 +238,31 @@ def live_unit_diagram(model: ShuffleNetV1, unit_name: str, x: torch.Tensor) -> U
     return build_diagram(model, unit_name, shapes, model_report(model, int(x.shape[-1])))
 
 
+def shapes_from_features(model: ShuffleNetV1, unit_name: str, features: dict[str, torch.Tensor]) -> dict[str, Shape]:
+    """The shapes `capture_unit_shapes` records, read from `features.capture_features` of the same input, so that
+    a page that has captured every point already needs no second forward pass. A conv and its BN (and ReLU)
+    share a shape; the pooled shortcut keeps the input's channels at the output's size."""
+    unit = unit_of(model, unit_name)
+
+    def shape(point: str) -> Shape:
+        return tuple(features[point].shape[1:])
+
+    compress, shuffled, depthwise, expand, output = (shape(point_name(unit_name, part)) for part in
+                                                    ("compress_relu", "shuffle", "depthwise_bn", "expand_bn", "output"))
+    shapes = {"input": shape(_previous_point(model, unit_name)), "output": output, "out_relu": output,
+              "compress_conv": compress, "compress_bn": compress, "compress_relu": compress, "shuffle": shuffled,
+              "depthwise_conv": depthwise, "depthwise_bn": depthwise, "expand_conv": expand, "expand_bn": expand}
+    shapes["shortcut"] = (shapes["input"][0], *output[1:]) if unit.stride == 2 else shapes["input"]
+    return shapes
+
+
+def captured_unit_diagram(model: ShuffleNetV1, unit_name: str, features: dict[str, torch.Tensor],
+                          size: int) -> UnitDiagram:
+    """`live_unit_diagram` of the input of side `size` whose every point `features` holds (see
+    `features.capture_features`): the same diagram, without running the model again."""
+    return build_diagram(model, unit_name, shapes_from_features(model, unit_name, features), model_report(model, size))
+
+
 def _shapes_from_report(unit: ShuffleUnit, cost: UnitCost) -> dict[str, Shape]:
     """Part shapes of a unit as flops.py computes them (used where no picture runs through the unit)."""
     compress, depthwise = _op(cost, "compress_conv").output_shape, _op(cost, "depthwise_conv").output_shape

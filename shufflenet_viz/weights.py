@@ -19,7 +19,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .model import ShuffleNetConfig, ShuffleNetV1, with_shuffle
+from .copies import with_shuffle
+from .model import ShuffleNetConfig, ShuffleNetV1
 from .preprocess import Preprocessing
 
 # The shipped weights; SHUFFLENET_LENS_WEIGHTS points the app and CLI at another folder (same rules apply).

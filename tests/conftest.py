@@ -20,8 +20,11 @@ from shufflenet_viz.data import CIFAR10_CLASSES
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES_DIR = ROOT / "samples"
+# The layers of the tests: library (model math, figures, CLI), app (AppTest per page), system (a real browser, a
+# served app, memory and threads at once: marked `slow`, so that `make test-fast` runs in minutes).
+SYSTEM_TESTS = ROOT / "tests" / "system"
 CIFAR_PAIR = ("cifar10_g1", "cifar10_g3")
-# The URL's part that names the default comparison (every page writes it; see ui_url.to_url).
+# The URL's part that names the default comparison (every page writes it; see ui.url.to_url).
 CIFAR_PAIR_PARAMS = {"left_model": CIFAR_PAIR[0], "right_model": CIFAR_PAIR[1]}
 # The published ImageNet checkpoints (never committed); CI has the same mirror beside the clone.
 IMAGENET_MIRROR = ROOT.parent / "shared" / "weights" / "imagenet"
@@ -31,6 +34,14 @@ IMAGENET_PAIR = ("imagenet_official_g3_w0.5", "imagenet_official_g8_w0.5")
 os.environ["SHUFFLENET_LENS_FETCHED"] = tempfile.mkdtemp(prefix="lens-no-fetched-")
 # The first AppTest run loads and verifies every model; on a busy 2-core machine that takes tens of seconds.
 APP_TIMEOUT_S = 240
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m "not slow"` deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The system layer is slow by where it lives: every test under tests/system is marked `slow`."""
+    for item in items:
+        if SYSTEM_TESTS in item.path.parents:
+            item.add_marker(pytest.mark.slow)
 
 
 def fail_or_skip(reason: str) -> None:
@@ -132,10 +143,10 @@ def app_test() -> Callable:
 @pytest.fixture(scope="session")
 def upload_picture() -> Callable:
     """`upload_picture(at, name, data, mime)` puts a file into the sidebar's uploader and reruns the app."""
-    import ui
+    from ui.state import UPLOAD_KEY
 
     def upload(at, name: str, data: bytes, mime: str = "application/octet-stream"):
-        at.file_uploader(key=ui.UPLOAD_KEY).set_value((name, data, mime))
+        at.file_uploader(key=UPLOAD_KEY).set_value((name, data, mime))
         return at.run()
 
     return upload

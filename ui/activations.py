@@ -1,17 +1,25 @@
-"""A picture as each model receives it, and every activation of one forward pass: computed once per model and
-picture, shared read-only by the pages that need them (Feature maps, The unit, Attributions, Information flow,
-Does the shuffle help?)."""
+"""A picture as each model receives it (its pixels, and the normalised input), and every activation of one
+forward pass: computed once per model and picture, shared read-only by the pages that need them (Classify,
+Feature maps, The unit, Attributions, Information flow, Does the shuffle help?)."""
 
 from __future__ import annotations
 
+import numpy as np
 import streamlit as st
 import torch
 from PIL import Image
 
 from shufflenet_viz.features import capture_features
-from shufflenet_viz.preprocess import preprocess_image
+from shufflenet_viz.preprocess import preprocess_image, what_model_sees
 
-from . import loaded_models
+from .models import loaded_models
+
+
+# Bounded: 16 entries of one S x S x 3 uint8 picture (12 KB at 64x64, 150 KB at 224x224).
+@st.cache_data(max_entries=16, show_spinner=False)
+def seen_pixels(model_name: str, image_sha256: str, _image: Image.Image) -> np.ndarray:
+    """The picture with this sha256 as the model sees it, before normalisation (resized, cropped, RGB)."""
+    return what_model_sees(_image, loaded_models()[model_name].preprocessing)
 
 
 # Bounded: 16 entries (8 pictures x 2 models) of one (1, 3, S, S) float tensor each (600 KB at 224x224).

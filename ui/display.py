@@ -4,8 +4,8 @@ PNG and SVG downloads where a page offers them."""
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
 
 import plotly.graph_objects as go
 import streamlit as st
@@ -18,6 +18,7 @@ from .state import projector_mode
 _PROJECTOR_COPIES: dict[int, tuple[weakref.ref, go.Figure]] = {}
 _PROJECTOR_COPIES_MAX = 256  # styled copies of cached figures, a few hundred KB at most each
 DOWNLOAD_WIDTH_PX = 1280  # static exports are drawn for a slide
+T = TypeVar("T")
 
 
 def for_screen(figure: go.Figure | None) -> go.Figure | None:
@@ -61,3 +62,11 @@ def _downloads(figure: go.Figure, key: str, file_stem: str) -> None:
 def _renderer(figure: go.Figure, image_format: str) -> Callable[[], bytes]:
     # Deferred: rendered in Chromium only when the button is pressed, never on a page run.
     return lambda: export.figure_image(figure, image_format, width=DOWNLOAD_WIDTH_PX)
+
+
+def side_by_side(items: Sequence[T]) -> Iterator[tuple[int, T]]:
+    """Each of the things compared (the two models, two configurations) in a column of its own, left first:
+    yields (side, item) while that item's column is open, so that a page writes its per-side loop once."""
+    for side, (column, item) in enumerate(zip(st.columns(len(items), gap="large"), items)):
+        with column:
+            yield side, item

@@ -11,11 +11,13 @@ import streamlit as st
 from PIL import Image
 
 import ui
-from ui import url as ui_url
-from shufflenet_viz import experiment, flow, weights
+from shufflenet_viz import experiment_results, flow, weights
 from shufflenet_viz.figures.experiments import curves_figure, error_figure, gain_figure
 from shufflenet_viz.figures.flow import influence_figure
-from shufflenet_viz.preprocess import preprocess_image
+
+from .activations import model_input
+from .display import show
+from .url import bound_choice
 
 # The stride-2 first unit of a stage concatenates its branch with the pooled input, which straddles the groups;
 # from its output on, the stage's units are the stride-1 ones whose structure can keep groups apart.
@@ -25,13 +27,13 @@ FLOW_AFTER = 1
 
 def results_file() -> Path:
     """The results file of the weights folder the app uses (read at call time, like the models)."""
-    return experiment.results_path(weights.WEIGHTS_DIR)
+    return experiment_results.results_path(weights.WEIGHTS_DIR)
 
 
 # Bounded: a results file is ~50 kB; the key holds its modification time, so a finished run shows after a reload.
 @st.cache_data(max_entries=4, show_spinner=False)
 def _read(path: str, modified: float) -> dict:
-    return experiment.read_results(Path(path))
+    return experiment_results.read_results(Path(path))
 
 
 def results() -> dict | None:
@@ -41,7 +43,7 @@ def results() -> dict | None:
         return None
     try:
         return _read(str(path), path.stat().st_mtime)
-    except experiment.ExperimentError as error:
+    except experiment_results.ExperimentError as error:
         st.error(str(error))
         st.stop()
 
@@ -49,10 +51,10 @@ def results() -> dict | None:
 # Figures are cached as objects (read-only): building them costs more than the rest of the page.
 # Bounded: 3 figures per results version, a few kB each.
 @st.cache_resource(max_entries=12, show_spinner=False)
-def figures(path: str, modified: float) -> tuple[experiment.Summary, go.Figure, go.Figure, go.Figure]:
+def figures(path: str, modified: float) -> tuple[experiment_results.Summary, go.Figure, go.Figure, go.Figure]:
     """The summary, the error figure, the gain figure and the curves of one version of the results file."""
     data = _read(path, modified)
-    summary = experiment.summarize(data)
+    summary = experiment_results.summarize(data)
     paper = data.get("paper", {})
     return summary, error_figure(summary, paper), gain_figure(summary, paper), curves_figure(data)
 
@@ -79,8 +81,7 @@ def separation(name: str, weights_dir: str, image_sha256: str, _image: Image.Ima
     model = loaded.model
     steps = flow.stage_reachability(model, FLOW_STAGE, FLOW_AFTER)
     block_diagonal = all(flow.is_block_diagonal(step.connectivity, model.config.groups) for step in steps)
-    x = preprocess_image(_image, loaded.preprocessing)
-    measured = flow.measure_influence(model, x, FLOW_STAGE, FLOW_AFTER)
+    measured = flow.measure_influence(model, model_input(name, image_sha256, _image), FLOW_STAGE, FLOW_AFTER)
     return Separation(name, loaded.label, model.config.groups, block_diagonal, len(steps),
                       measured.cross_group_share, measured)
 
@@ -98,23 +99,35 @@ def separation_figure(panels: tuple[tuple[str, str], ...], weights_dir: str, ima
     return figure
 
 
-MEASURED_KEY = "experiments_measured"
-
-
 def run_label(data: dict, name: str) -> str:
     """A run of the experiment by its groups and seed: "g=3, seed 0"."""
     return f"g={data['runs'][name]['groups']}, seed {data['runs'][name]['seed']}"
 
 
 def measured_input(data: dict, available: list[str]) -> list[str]:
-    """The models trained without shuffle that the visitor measures on the picture (a link's `measured`, else
-    the first seed of each g: each one measured costs a model load and a Jacobian on the first visit)."""
+    """The models trained without shuffle that the visitor measures on the picture, kept in the URL as
+    `measured` (at first the first seed of each g: each one measured costs a model load and a Jacobian on the
+    first visit)."""
     first_of_each_g = list({data["runs"][name]["groups"]: name for name in reversed(available)}.values())[::-1]
-    ui_url.from_url(MEASURED_KEY, "measured",
-                    lambda raw: [name for name in available if name in raw.split(",")] or None,
-                    lambda raw: f"The link asks to measure {raw!r}; the models trained without shuffle here are "
-                                f"{', '.join(available)}. Measuring {', '.join(first_of_each_g)}.")
-    ui_url.keep(MEASURED_KEY, lambda names: set(names) <= set(available), first_of_each_g)
-    chosen = st.pills("Measure", available, selection_mode="multi", format_func=lambda name: run_label(data, name),
-                      key=MEASURED_KEY)
+    chosen = bound_choice(st.pills, "Measure", available, key="measured", default=first_of_each_g,
+                          selection_mode="multi", format_func=lambda name: run_label(data, name))
     return [name for name in available if name in chosen]
+
+
+def show_separation(data: dict, chosen: list[str], image) -> None:
+    """For each chosen model: the measured share of influence that crosses groups, whether its structure is
+    block-diagonal, and the influence matrices side by side."""
+    measured = [separation(name, str(weights.WEIGHTS_DIR), image.sha256, image.image) for name in chosen]
+    if not measured:
+        st.info("Pick one or more of the models above to measure them on your picture.")
+        return
+    for column, item in zip(st.columns(len(measured)), measured):
+        column.metric(f"g={item.groups} trained without shuffle, seed {data['runs'][item.name]['seed']}",
+                      flow.format_share(item.cross_group_share),
+                      help=f"{item.name}: share of the measured channel-to-channel influence that crosses "
+                           f"groups over {item.units} units")
+        column.caption(f"structure block-diagonal: {'yes' if item.block_diagonal else 'no'}")
+    panels = tuple((run_label(data, item.name), item.name) for item in measured)
+    show(separation_figure(panels, str(weights.WEIGHTS_DIR), image.sha256, image.image), "experiments_influence")
+    st.caption("Influence of each start channel (columns) on each output channel (rows), summed over "
+               "positions; white is exactly zero. Every block off the diagonal is white: no group hears another.")

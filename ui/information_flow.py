@@ -1,4 +1,4 @@
-"""Cached results and figures of the Channel shuffle and Information flow pages.
+"""Cached results and figures of the Information flow page.
 
 They live in a module imported once rather than in the page scripts: Streamlit re-executes a page on every run,
 and re-decorating a cached function there costs a source lookup each time. Figures and results are cached as
@@ -11,18 +11,17 @@ from dataclasses import dataclass
 
 import plotly.graph_objects as go
 import streamlit as st
-import torch
 from PIL import Image
 
 import ui
 from shufflenet_viz import flow
+from shufflenet_viz.features import layer_names, point_name
 from shufflenet_viz.figures.flow import influence_figure, prediction_change_figure, reachability_figure
-from shufflenet_viz.figures.shuffle import layered_flow_figure, permutation_wiring_figure, shuffle_animation_figure
 from shufflenet_viz.inference import Classification, classify
-from shufflenet_viz.preprocess import preprocess_image
+from shufflenet_viz.paper import TABLE3
 from shufflenet_viz.weights import LoadedModel
 
-WIRING_WIDTH_PX = 520  # two models side by side: half of a projector-wide page
+from .activations import features_of, model_input
 
 
 @dataclass(frozen=True)
@@ -51,36 +50,19 @@ def flow_views(pair: tuple[LoadedModel, LoadedModel]) -> tuple[View, ...] | None
     return tuple(views)
 
 
-# --- Channel shuffle page ---------------------------------------------------------------------------------
-# Bounded: 32 animations (~0.3 MB each), 27 Figure 1 settings, 32 wirings (2 models x 16 units).
-
-@st.cache_resource(max_entries=32, show_spinner=False)
-def animation_figure(channels: int, groups: int) -> go.Figure:
-    """The shuffle animation of `channels` channels in `groups` groups."""
-    return shuffle_animation_figure(flow.shuffle_animation(channels, groups))
-
-
-@st.cache_resource(max_entries=27, show_spinner=False)
-def figure1(channels: int, groups: int, layers: int) -> tuple[go.Figure, list[flow.LayeredFlow]]:
-    """Stacked group convolutions without and with shuffle, and their figure."""
-    stacks = [flow.stacked_group_convs(channels, groups, layers, shuffle) for shuffle in (False, True)]
-    return layered_flow_figure(stacks, ["without shuffle", "with shuffle"]), stacks
-
-
-@st.cache_resource(max_entries=32, show_spinner=False)
-def unit_wiring(model_name: str, unit_name: str) -> tuple[go.Figure, torch.Tensor, int]:
-    """The wiring figure of the shuffle a loaded model applies in one unit, its permutation and groups."""
-    unit = dict(ui.loaded_models()[model_name].model.named_modules())[unit_name]
-    channels = unit.mid_channels
-    permutation = flow.applied_permutation(unit.shuffle, channels)
-    before, after = flow.shuffle_neighbours(unit)
-    figure = permutation_wiring_figure(permutation, unit.shuffle.groups,
-                                       f"{unit_name}: {channels} channels, g={unit.shuffle.groups}, after the {before}",
-                                       plot_width_px=WIRING_WIDTH_PX)
-    return figure, permutation, unit.shuffle.groups
-
-
 # --- Information flow page --------------------------------------------------------------------------------
+
+UNIT_KEY = "unit"  # the unit slider, and its URL parameter
+FOLLOWED_FROM_KEY = "flow_unit_start"  # the start point the unit slider was last drawn for
+
+
+def follow_from(start: str, unit_names: list[str]) -> None:
+    """Before the unit slider is drawn: a start point other than the one it was last drawn for follows the flow
+    from its first unit again (on a page's first run, a link's unit stands)."""
+    if st.session_state.get(FOLLOWED_FROM_KEY, start) != start:
+        st.session_state[UNIT_KEY] = unit_names[0]
+    st.session_state[FOLLOWED_FROM_KEY] = start
+
 
 # Bounded: one copy (~4 MB of weights) per grouped model; a copy, so the shared model is never switched.
 @st.cache_resource(max_entries=4, show_spinner=False)
@@ -136,9 +118,9 @@ def mixing(name: str) -> list[flow.MixingPoint]:
 def influence(name: str, shuffle: bool, image_sha256: str, stage: str, after: int, units: int | None,
               groups: int, _image: Image.Image) -> flow.Influence:
     """`flow.measure_influence` for one model, picture and span, computed once."""
-    loaded = resolve(name, shuffle)
-    x = preprocess_image(_image, loaded.preprocessing)
-    return flow.measure_influence(loaded.model, x, stage, after, units, groups)
+    # The shuffle-off copy receives the picture as the model it copies does.
+    return flow.measure_influence(resolve(name, shuffle).model, model_input(name, image_sha256, _image), stage, after,
+                                  units, groups)
 
 
 # Bounded: 8 figures of three panels of at most 240 x 240 cells (~1.5 MB each).
@@ -155,10 +137,12 @@ def influence_heatmaps(views: tuple[View, ...], image_sha256: str, stage: str, a
 @st.cache_resource(max_entries=16, show_spinner=False)
 def placement(name: str, image_sha256: str, stage: str, after: int, _image: Image.Image) -> flow.PlacementCheck:
     """The unit after the start point against itself with the shuffle moved across the depthwise conv."""
-    loaded = ui.loaded_models()[name]
-    x = preprocess_image(_image, loaded.preprocessing)
-    unit_name, unit = flow.stage_units(loaded.model, stage)[after]
-    return flow.placement_check(unit_name, unit, flow.activation_at(loaded.model, x, stage, after))
+    model = ui.loaded_models()[name].model
+    units = flow.stage_units(model, stage)
+    unit_name, unit = units[after]
+    # The activation `after` units into the stage is the output of the layer before that unit.
+    before = layer_names(model)[model.unit_names().index(units[0][0]) + after]
+    return flow.placement_check(unit_name, unit, features_of(name, image_sha256, _image)[point_name(before, "output")])
 
 
 # Bounded: 32 classifications of at most 1000 probabilities each.
@@ -174,3 +158,44 @@ def ablation_figure(name: str, image_sha256: str, _image: Image.Image) -> go.Fig
     """The top classes of model `name` for the picture with and without the shuffle."""
     return prediction_change_figure(ui.classify_cached(name, image_sha256, _image),
                                     classify_without_shuffle(name, image_sha256, _image))
+
+
+def placements(views: tuple[View, ...], image, stage: str, after: int) -> None:
+    """One line per grouped model with its shuffle on: its unit after the start point, and what moving that
+    unit's shuffle across the depthwise conv changes on the picture."""
+    for view in views:
+        loaded = ui.loaded_models()[view.name]
+        if loaded.groups == 1:
+            continue
+        check = placement(view.name, image.sha256, stage, after, image.image)
+        unit = flow.stage_units(loaded.model, stage)[after][1]
+        every = bool((check.groups_read > 0).all())
+        change = (f"changes {check.unit_name}'s output by at most {check.max_output_difference:.1e}"
+                  if check.max_output_difference else f"leaves {check.unit_name}'s output bit for bit the same")
+        st.markdown(
+            f"- **{loaded.label}**, {check.layout} layout: {flow.describe_unit_parts(unit)}. Moving the shuffle "
+            f"{check.moved_to} (filters permuted to match) {change} (largest output value "
+            f"{check.output_scale:.1f}); the channel-to-channel connectivity is "
+            f"{'identical' if check.same_connectivity else 'different'}. Its shuffle is {check.index_map}, and "
+            + ("every group of the next 1x1 GConv reads from every group." if every else
+               f"{int((check.groups_read > 0).all(axis=1).sum())} of {loaded.groups} groups of the next 1x1 "
+               f"GConv read from every group."))
+
+
+def stored_accuracy(grouped: LoadedModel) -> None:
+    """The accuracy with and without the shuffle stored in the weights manifest, beside the paper's Table 3."""
+    paper = TABLE3[(1.0, 3)]
+    accuracy = flow.manifest_ablation(grouped)
+    if accuracy is None:
+        st.info(f"No accuracy with and without the shuffle is stored for {grouped.label}. This page shows only the "
+                f"numbers stored in the weights manifest when the weights were made, and these weights came without "
+                f"them; it measures none itself.")
+        return
+    scores = st.columns(3)
+    scores[0].metric("Our accuracy, shuffle on", f"{accuracy.with_shuffle:.1%}")
+    scores[1].metric("Our accuracy, shuffle off", f"{accuracy.without_shuffle:.1%}",
+                     delta=f"{(accuracy.without_shuffle - accuracy.with_shuffle) * 100:+.1f} points")
+    scores[2].metric(f"Paper, {paper.model}: error without / with shuffle",
+                     f"{paper.error_without_shuffle:.1f}% / {paper.error_with_shuffle:.1f}%")
+    st.caption(f"Ours: {accuracy.images}, {accuracy.source}, so every machine shows the same numbers; guessing "
+               f"would score {flow.format_share(1 / len(grouped.classes))}. Paper: {paper.source}.")

@@ -1,129 +1,63 @@
-"""Cached results and shared widgets of the Unit, Cost and Lesson pages (kept out of the page scripts, which
-Streamlit re-executes on every run): the unit diagram of a model on the current picture, the feature maps of
-a node, the cost figures, the slide exports and figure downloads."""
+"""The Lesson's own figure and the exports of its shuffle animation; its other screens reuse the caches of the
+Channel shuffle, The unit, Cost arithmetic and Classify pages. Kept out of the page script, which Streamlit
+re-executes on every run."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
-import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
-from PIL import Image
 
-import ui
-from ui import feature_maps as ui_features
-from ui import flops as ui_flops
-from shufflenet_viz import export, flow
-from shufflenet_viz.cost import affordable_widths
-from shufflenet_viz.features import channel_groups
+from shufflenet_viz import export
 from shufflenet_viz.figures.common import projector_style
-from shufflenet_viz.figures.cost import affordable_width_figure, formula_figure, op_share_figure
-from shufflenet_viz.figures.features import feature_grid_figure
-from shufflenet_viz.figures.shuffle import layered_flow_figure, shuffle_animation_figure
-from shufflenet_viz.figures.unit import unit_diagram_figure
-from shufflenet_viz.preprocess import preprocess_image
-from shufflenet_viz.unit_diagram import UnitDiagram, dense_counterpart, live_unit_diagram
+from shufflenet_viz.figures.cost import op_share_figure
 
-NODE_TILES = {False: (48, 12), True: (24, 8)}  # projector mode -> (feature maps shown for a node, columns)
+from .flops import report
+from .shuffle import animation_figure
+from .state import projector_mode
+from .url import from_url
+
+STEP_KEY = "lesson_step"
 LESSON_CHANNELS = {False: 24, True: 12}  # projector mode -> channels of the lesson's shuffle animation
+PROJECTOR_CHART_PX = 420  # below the step's title and buttons on a 720-pixel screen
 
 
-# --- the unit diagram -------------------------------------------------------------------------------------
-
-# Bounded: 64 diagrams (16 units x 4 model/picture pairs), each a dozen small records.
-@st.cache_resource(max_entries=64, show_spinner=False)
-def diagram(model_name: str, image_sha256: str, unit_name: str, _image: Image.Image) -> UnitDiagram:
-    """The live diagram of a unit of a loaded model on the picture with this sha256 (one forward pass)."""
-    loaded = ui.loaded_models()[model_name]
-    return live_unit_diagram(loaded.model, unit_name, preprocess_image(_image, loaded.preprocessing))
+def open_step(steps: int) -> int:
+    """The step to show: a link's (?step=3) when it is new to this session and one of 1 to `steps` (else one
+    warning line), otherwise the step open before (1 at first)."""
+    from_url(STEP_KEY, "step", lambda raw: int(raw) if 1 <= int(raw) <= steps else None,
+             lambda raw: f"The link asks for step {raw!r}; the lesson has steps 1 to {steps}. Starting at step 1.")
+    return st.session_state.setdefault(STEP_KEY, 1)
 
 
-# Bounded: 64 counterparts; they depend on the architecture and input size only.
-@st.cache_resource(max_entries=64, show_spinner=False)
-def dense_diagram(model_name: str, unit_name: str) -> UnitDiagram:
-    """Panel (a) for a unit of a loaded model: dense 1x1 convolutions, no shuffle, same place in the network."""
-    loaded = ui.loaded_models()[model_name]
-    return dense_counterpart(loaded.model, unit_name, loaded.preprocessing.input_size)
+def go_to(step: int) -> None:
+    """Open step `step` (the URL follows at the end of the run)."""
+    st.session_state[STEP_KEY] = step
 
 
-# Bounded: 64 figures of about twenty traces and shapes each.
-@st.cache_resource(max_entries=64, show_spinner=False)
-def diagram_figure(model_name: str, image_sha256: str, unit_name: str, panel: str, selected: str | None,
-                   title: str, _image: Image.Image, compact: bool = False) -> go.Figure:
-    """The figure of the live unit (panel "live") or of its dense counterpart (panel "a")."""
-    shown = dense_diagram(model_name, unit_name) if panel == "a" else \
-        diagram(model_name, image_sha256, unit_name, _image)
-    return unit_diagram_figure(shown, title, selected, compact)
+def fit() -> dict:
+    """Chart options that keep a step on one projector screen (1280x720) in projector mode."""
+    return {"height": PROJECTOR_CHART_PX} if projector_mode() else {}
 
 
-# Bounded: 8 grids of at most 48 tiles (1.7 MB each at 224x224; rebuilt in tens of ms from the cached capture).
-@st.cache_resource(max_entries=8, show_spinner=False)
-def node_feature_figure(model_name: str, image_sha256: str, point: str, channels: tuple[int, int] | None,
-                        tiles: int, columns: int, title: str, _image: Image.Image) -> tuple[go.Figure, int]:
-    """The first `tiles` feature maps of a node's channels at its capture point, framed by the group each
-    came from; and how many channels the node has."""
-    loaded = ui.loaded_models()[model_name]
-    feature = ui_features.features_of(model_name, image_sha256, _image)[point][0]
-    groups = channel_groups(loaded.model, point)
-    start, stop = channels if channels is not None else (0, feature.shape[0])
-    shown = np.arange(start, min(stop, start + tiles))
-    figure = feature_grid_figure(feature[shown].numpy(), shown, groups.origin[shown], title,
-                                 bar_groups=groups.reader[shown] if groups.moved else None, columns=columns)
-    return figure, stop - start
-
-
-# --- cost ------------------------------------------------------------------------------------------------
-
-@st.cache_resource(max_entries=64, show_spinner=False)
-def formula_figure_cached(c: int, m: int, g: int, h: int, w: int, macs: tuple[tuple[str, float], ...]):
-    """`formula_figure` of one setting."""
-    return formula_figure(dict(macs), f"One unit: c={c}, m={m}, g={g}, {h}x{w}")
-
-
+# Bounded: one figure.
 @st.cache_resource(max_entries=1, show_spinner=False)
-def widths():
-    """(budget, rows) of `cost.affordable_widths` at the paper's Stage 2."""
-    return affordable_widths()
-
-
-@st.cache_resource(max_entries=1, show_spinner=False)
-def widths_figure():
-    """The affordable-width figure at the paper's Stage 2 (28x28, budget of the g=1 unit)."""
-    budget, rows = widths()
-    return affordable_width_figure(budget, rows, 28, "What one Stage 2 unit costs, and the width each g affords")
-
-
-# --- the lesson's figures -------------------------------------------------------------------------------
-
-@st.cache_resource(max_entries=8, show_spinner=False)
-def flow_figure(channels: int, groups: int, layers: int, shuffle: tuple[bool, ...]):
-    """The paper's Figure 1 panels for these settings (with and/or without shuffle), and their flows."""
-    stacks = [flow.stacked_group_convs(channels, groups, layers, on) for on in shuffle]
-    return layered_flow_figure(stacks, ["with shuffle" if on else "without shuffle" for on in shuffle]), stacks
-
-
-@st.cache_resource(max_entries=1, show_spinner=False)
-def pointwise_figure():
+def pointwise_figure() -> go.Figure:
     """The g=1 network's multiply-adds (224x224) by kind of op."""
-    return op_share_figure(ui_flops.report(1, 1.0, 224, 1000),
-                           "Million multiply-adds of ShuffleNet g=1 (dense 1x1), 224x224")
+    return op_share_figure(report(1, 1.0, 224, 1000), "Million multiply-adds of ShuffleNet g=1 (dense 1x1), 224x224")
 
 
-# --- the lesson's shuffle animation and its exports ------------------------------------------------------
-
-@st.cache_resource(max_entries=8, show_spinner=False)
-def animation(channels: int, groups: int) -> go.Figure:
-    """The shuffle animation (the Channel shuffle page's figure)."""
-    return shuffle_animation_figure(flow.shuffle_animation(channels, groups))
+def pointwise_share() -> float:
+    """The share of the g=1 network's multiply-adds (224x224) spent in 1x1 convolutions."""
+    counted = report(1, 1.0, 224, 1000)
+    ops = [op for unit in counted.units for op in unit.ops]
+    return sum(op.macs for op in ops if op.op in ("compress_conv", "expand_conv")) / counted.total_macs
 
 
 # Bounded: 8 files of ~5 MB (plotly.js is embedded).
 @st.cache_data(max_entries=8, show_spinner=False)
 def animation_html(channels: int, groups: int, projector: bool) -> str:
     """The animation as one self-contained HTML file (plays with no network)."""
-    figure = animation(channels, groups)
+    figure = animation_figure(channels, groups)
     return export.animation_html(projector_style(figure) if projector else figure,
                                  f"Channel shuffle, C={channels}, g={groups}")
 
@@ -132,13 +66,13 @@ def animation_html(channels: int, groups: int, projector: bool) -> str:
 @st.cache_data(max_entries=8, show_spinner="Rendering the frames in a headless Chromium...")
 def animation_gif(channels: int, groups: int, projector: bool) -> bytes:
     """The animation as a looping GIF."""
-    figure = animation(channels, groups)
+    figure = animation_figure(channels, groups)
     return export.animation_gif(projector_style(figure) if projector else figure)
 
 
 def animation_exports(channels: int, groups: int, key: str) -> None:
     """Download buttons: the animation as offline HTML, and (where Chromium renders) as an animated GIF."""
-    projector = ui.projector_mode()
+    projector = projector_mode()
     html_column, gif_column = st.columns(2)
     html_column.download_button(
         "Animation as HTML (plays offline)", lambda: animation_html(channels, groups, projector),
@@ -162,28 +96,3 @@ def animation_exports(channels: int, groups: int, key: str) -> None:
         gif_column.download_button("Animation as GIF (for slides)", st.session_state[gif_key],
                                    file_name=f"channel_shuffle_C{channels}_g{groups}.gif", mime="image/gif",
                                    key=f"{key}_gif", icon=":material/download:", on_click="ignore")
-
-
-# --- figures with downloads ------------------------------------------------------------------------------
-
-def show_figure(figure: go.Figure, key: str, file_stem: str, **chart_options: Any):
-    """Draw a figure for the current display mode, with PNG and SVG downloads under it; returns what
-    st.plotly_chart returns (the selection state when `on_select` is given)."""
-    shown = ui.for_screen(figure)
-    state = st.plotly_chart(shown, theme=None, key=key, **chart_options)
-    problem = export.static_export_problem()
-    with st.popover("Download this figure", icon=":material/download:"):
-        if problem:
-            st.info(problem)
-        else:
-            for image_format in export.STATIC_FORMATS:
-                st.download_button(
-                    f"{image_format.upper()}", _renderer(shown, image_format), file_name=f"{file_stem}.{image_format}",
-                    mime=export.STATIC_FORMATS[image_format], key=f"{key}_{image_format}", on_click="ignore")
-    return state
-
-
-def _renderer(figure: go.Figure, image_format: str) -> Callable[[], bytes]:
-    # Deferred: rendered in Chromium only when the button is pressed, never on a page run.
-    return lambda: export.figure_image(figure, image_format, width=1280)
-

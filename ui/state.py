@@ -27,6 +27,11 @@ MIRROR_KEY = "lens_mirror"
 FETCH_MESSAGE_KEY = "lens_fetch_message"
 INSTALL_KEY = "lens_install_imagenet"
 
+# The URL: what each setting kept there was last read or written as, and the page whose settings it holds.
+URL_SEEN_KEY = "url_seen"  # widget key (or marker) -> the URL text this session last read or wrote for it
+URL_WRITTEN_KEY = "url_written"  # param -> text: the page's own settings as it last wrote them
+PAGE_KEY = "lens_page"  # the path of the page this run shows, as st.navigation names it
+
 # Projector mode: the sidebar's toggle; ?projector=1 in a bookmark opens the app in projector mode.
 PROJECTOR_KEY = "lens_projector"
 PROJECTOR_PARAM = "projector"

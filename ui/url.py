@@ -1,10 +1,15 @@
 """Settings kept in the URL, so that a bookmark or a shared link restores a page's view.
 
-Before drawing a widget, a page calls `choice`, `number` or `flag` (or `from_url` for a rule of its own): the
-link's value becomes the widget's session value when the link is new to this session, or one warning line says
-what the link asked for and what is allowed. After its widgets the page calls `to_url` with what they show.
-Widgets then take their value from `st.session_state` alone: passing `value=`/`index=` as well makes
-Streamlit warn.
+A widget's setting is bound to the URL by Streamlit itself (`bind="query-params"`) through `bound_choice`,
+`bound_number` and `bound_flag`, which add the one warning line that says what a link asked for and what is
+allowed. What binding cannot do stays here:
+
+- the two models compared and projector mode, part of every page's URL: the sidebar writes them
+  (`keep_shared`) with the model names, where a bound selectbox would write their labels;
+- a page's own settings that are not a widget's value (the lesson's step): before drawing, `choice` or
+  `from_url` adopt a link's value or warn; afterwards `to_url` writes what the page shows.
+  Widgets then take their value from `st.session_state` alone: passing `value=`/`index=` as well makes
+  Streamlit warn.
 """
 
 from __future__ import annotations
@@ -14,13 +19,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import streamlit as st
+from streamlit.runtime.state.session_state_proxy import get_session_state
 
-import ui
+from .state import MODEL_KEYS, MODEL_PARAMS, PAGE_KEY, PROJECTOR_PARAM, URL_SEEN_KEY, URL_WRITTEN_KEY, projector_mode
 
-SEEN_KEY = "url_seen"  # widget key (or marker) -> the URL text this session last read or wrote for it
+SHARED_PARAMS = (*MODEL_PARAMS, PROJECTOR_PARAM)  # the sidebar's, in every page's URL
 LISTED = 6  # a warning names at most this many allowed values, so that it stays one line
-FLAG_TEXTS = {"1": True, "true": True, "on": True, "yes": True, "0": False, "false": False, "off": False,
-              "no": False}
 
 
 def text(value: Any) -> str:
@@ -46,24 +50,45 @@ def from_url(key: str, param: str, parse: Callable[[str], Any], problem: Callabl
 
 
 def to_url(settings: dict[str, tuple[str, Any]]) -> None:
-    """Write the page's settings into the URL (param -> (widget key or marker, value)), with the two models
-    compared and projector mode, so that a bookmark restores the view."""
-    compared = {param: (key, st.session_state[key]) for key, param in zip(ui.MODEL_KEYS, ui.MODEL_PARAMS)
-                if key in st.session_state}  # the sidebar's comparison: part of every page's view
-    settings = {**settings, **compared}
-    for param in [param for param in st.query_params if param not in settings and param != ui.PROJECTOR_PARAM]:
-        del st.query_params[param]  # another page's settings: this URL describes this page
+    """Write the page's own settings into the URL (param -> (widget key or marker, value)) and drop the params
+    that none of them names, so that a bookmark restores this page's view. Params bound to a widget are the
+    widget's to write, the models compared and projector mode the sidebar's: neither is touched here."""
+    settings = {param: setting for param, setting in settings.items()
+                if param not in SHARED_PARAMS and not _bound(param)}
+    for param in [param for param in st.query_params
+                  if param not in settings and param not in SHARED_PARAMS and not _bound(param)]:
+        del st.query_params[param]  # another page's settings, or a link's unknown ones
     spelled = {param: text(value) for param, (_, value) in settings.items()}
     for param, value in spelled.items():
-        if st.query_params.get(param) != value:
-            st.query_params[param] = value
-    # Only this page's settings count as seen: after a visit to another page, whose widgets start afresh, a link
-    # back here is adopted even where it repeats a value written here before.
-    st.session_state[SEEN_KEY] = {key: spelled[param] for param, (key, _) in settings.items()}
-    if ui.projector_mode():
-        st.query_params[ui.PROJECTOR_PARAM] = "1"
-    elif ui.PROJECTOR_PARAM in st.query_params:
-        del st.query_params[ui.PROJECTOR_PARAM]
+        _write(param, value)
+    # Only this page's settings (and the sidebar's) count as seen: after a visit to another page, whose widgets
+    # start afresh, a link back here is adopted even where it repeats a value written here before.
+    shared_seen = {key: raw for key, raw in st.session_state.get(URL_SEEN_KEY, {}).items() if key in MODEL_KEYS}
+    st.session_state[URL_SEEN_KEY] = {**shared_seen, **{key: spelled[param] for param, (key, _) in settings.items()}}
+    st.session_state[URL_WRITTEN_KEY] = spelled
+
+
+def keep_shared(page: str) -> None:
+    """The sidebar's part of the URL, written after its widgets and before the page runs: the two models
+    compared and projector mode, in every page's URL so that a bookmark reopens them. On a switch of page, the
+    settings the previous page wrote with `to_url` leave the URL (they describe that page)."""
+    seen = st.session_state.setdefault(URL_SEEN_KEY, {})
+    if st.session_state.get(PAGE_KEY, page) != page:
+        for param, value in st.session_state.pop(URL_WRITTEN_KEY, {}).items():
+            # A link to this page (st.page_link) may name the same param with a value of its own: that stays.
+            if st.query_params.get(param) == value and not _bound(param):
+                del st.query_params[param]
+        for key in [key for key in seen if key not in MODEL_KEYS]:
+            del seen[key]
+    st.session_state[PAGE_KEY] = page
+    for key, param in zip(MODEL_KEYS, MODEL_PARAMS):
+        if key in st.session_state:
+            seen[key] = text(st.session_state[key])
+            _write(param, seen[key])
+    if projector_mode():
+        _write(PROJECTOR_PARAM, "1")
+    elif PROJECTOR_PARAM in st.query_params:
+        del st.query_params[PROJECTOR_PARAM]
 
 
 def choice(key: str, param: str, options: Sequence, default: Any, format: Callable[[Any], str] | None = None,
@@ -79,49 +104,6 @@ def choice(key: str, param: str, options: Sequence, default: Any, format: Callab
     return st.session_state[key]
 
 
-def number(key: str, param: str, low: int | float, high: int | float, default: int | float,
-           kind: type = int, marker: str | None = None, as_default: bool = False) -> int | float:
-    """For a slider or number input from `low` to `high`: its value is the link's `param` when that is a
-    number of `kind` (int or float) in range, else it stays in range (`default` when it is not). Returns the
-    value. With `as_default`, for a widget that always passes a default (st.pagination, where a session value
-    as well makes Streamlit warn), session state is left alone: pass the returned value as `default=` (a widget
-    already drawn keeps its own value)."""
-    def valid(value) -> bool:
-        return type(value) is kind and low <= value <= high
-
-    if as_default:
-        current = st.session_state.get(key)
-        kept = current if valid(current) else kind(default)
-    else:
-        kept = keep(key, valid, kind(default))
-
-    def parse(raw: str):
-        value = kind(raw)
-        return value if low <= value <= high else None  # also refuses nan
-
-    what, spell = ("a whole number", "{:,}".format) if kind is int else ("a number", text)
-
-    def problem(raw: str) -> str:
-        return f"The link sets {param} = {raw!r}; it must be {what} from {spell(low)} to {spell(high)}. " \
-               f"Showing {text(kept)}."
-
-    if as_default:
-        linked = _read(key, param, parse, problem, marker)
-        return kept if linked is None else linked
-    from_url(key, param, parse, problem, marker)
-    return st.session_state[key]
-
-
-def flag(key: str, param: str, default: bool, marker: str | None = None) -> bool:
-    """For a checkbox, toggle or stateful expander: on or off as the link's `param` says (1/0, true/false,
-    on/off, yes/no), else as it was (`default` at first). Returns the value."""
-    kept = keep(key, lambda value: isinstance(value, bool), default)
-    from_url(key, param, lambda raw: FLAG_TEXTS.get(raw.strip().lower()),
-             lambda raw: f"The link sets {param} = {raw!r}; it must be 1 (on) or 0 (off). Showing "
-                         f"{'on' if kept else 'off'}.", marker)
-    return st.session_state[key]
-
-
 def keep(key: str, valid: Callable[[Any], bool], default: Any) -> Any:
     """The session value of the widget `key` when `valid` holds for it, else `default` (set, and returned): a
     value left from another model or page (a unit the new model lacks) would make the widget raise."""
@@ -134,7 +116,7 @@ def _read(key: str, param: str, parse: Callable[[str], Any], problem: Callable[[
           marker: str | None) -> Any:
     # The link's value for `param` when it is new to this page and usable; None otherwise (with one warning line
     # when it is new but unusable).
-    seen = st.session_state.setdefault(SEEN_KEY, {})
+    seen = st.session_state.setdefault(URL_SEEN_KEY, {})
     raw = st.query_params.get(param)
     if raw is None or raw == seen.get(marker or key):
         return None
@@ -146,6 +128,17 @@ def _read(key: str, param: str, parse: Callable[[str], Any], problem: Callable[[
     if value is None:
         st.warning(problem(raw))
     return value
+
+
+def _write(param: str, value: str) -> None:
+    if st.query_params.get(param) != value:  # an unchanged param is not sent to the browser again
+        st.query_params[param] = value
+
+
+def _bound(param: str) -> bool:
+    # Streamlit refuses to set or delete a param bound to a widget: the widget writes it.
+    with get_session_state().query_params() as params:
+        return params.is_bound(param)
 
 
 def _option(options: list, raw: str) -> Any:

@@ -1,7 +1,7 @@
 """Figures and tables of the shuffle experiment: this project's CIFAR-10 runs beside the paper's Tables 2 and 3.
 
-Every number comes from the experiment's results file (via `experiment.summarize`) or, for the paper's columns,
-from the paper's tables as literal data in `experiment.py`.
+Every number comes from the experiment's results file (via `experiment_results.summarize`), the paper's columns
+from the results file's copy of the paper's tables (`paper.results_section`).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import math
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ..experiment import Configuration, ShuffleGain, Summary
+from ..experiment_results import Configuration, ShuffleGain, Summary
 from .common import FONT_SIZE, GROUP_COLOURS, group_colour, style
 
 SHUFFLE_COLOURS = {True: GROUP_COLOURS[0], False: GROUP_COLOURS[1]}  # blue with shuffle, orange without

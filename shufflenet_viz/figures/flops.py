@@ -7,7 +7,8 @@ from collections.abc import Mapping, Sequence
 import plotly.graph_objects as go
 
 from ..flops import OP_LABELS, FlopReport
-from ..model import GROUPS, PAPER_MFLOPS
+from ..model import GROUPS
+from ..paper import TABLE1_MFLOPS
 from .common import GROUP_COLOURS, style
 
 # Op roles in stacking order (bottom first) with a colour each; the pools share one colour (they never meet
@@ -117,7 +118,7 @@ def paper_comparison_rows(reports: Mapping[int, FlopReport]) -> list[dict]:
         if groups not in reports:
             continue
         computed = reports[groups].total_macs / 1e6
-        paper = PAPER_MFLOPS[groups]
+        paper = TABLE1_MFLOPS[groups]
         rows.append({"groups": groups, "computed_mflops": round(computed, 1), "paper_mflops": paper,
                      "difference_percent": round(100 * (computed / paper - 1), 2),
                      "params_millions": round(reports[groups].total_params / 1e6, 3)})

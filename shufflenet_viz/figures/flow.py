@@ -8,8 +8,9 @@ from typing import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from ..flow import Influence, equal_parts
+from ..flow import Influence
 from ..inference import Classification
+from ..model import channel_group_index
 from .common import FONT_SIZE, NEGATIVE_COLOUR, POSITIVE_COLOUR, style
 
 # Large matrices are shown in bins so a figure stays light enough for a browser (960 x 960 would be
@@ -86,7 +87,7 @@ def reachability_figure(panels: Sequence[tuple]) -> go.Figure:
     heatmaps, sizes, shapes = [], [], []
     for column, (_, connectivity, groups, *labels) in enumerate(panels, start=1):
         rows, columns = connectivity.shape
-        row_groups = labels[0] if labels else equal_parts(rows, groups)
+        row_groups = labels[0] if labels else channel_group_index(rows, groups).numpy()
         pooled, row_bin, column_bin = pool_matrix(connectivity.numpy(), "mean")
         heatmaps.append(dict(
             type="heatmap", z=pooled, x=_bin_centres(pooled.shape[1], column_bin),

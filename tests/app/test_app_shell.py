@@ -78,6 +78,31 @@ def test_the_models_compared_are_in_every_pages_url(cifar_pair):
     assert at.query_params["left_model"] == CIFAR_PAIR[0]
 
 
+def test_the_url_describes_the_page_shown_with_the_models_compared_and_projector_mode(cifar_pair):
+    """The sidebar writes the models compared and projector mode into every page's URL; a switch of page takes
+    the previous page's own settings (the lesson's step) out of it, and projector mode switched off leaves it."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=APP_TIMEOUT_S)
+    at.query_params.update({"step": "2", "projector": "1"})
+    at.switch_page("pages/lesson.py").run()
+    assert not at.exception and not at.warning
+    assert at.session_state[ui.PROJECTOR_KEY] is True
+    assert (at.query_params["step"], at.query_params[ui.PROJECTOR_PARAM]) == ("2", "1")
+    assert [at.query_params[param] for param in ui.MODEL_PARAMS] == list(CIFAR_PAIR)
+
+    at.switch_page("pages/flops.py").run()
+    assert not at.exception
+    assert "step" not in at.query_params
+    assert [at.query_params[param] for param in ui.MODEL_PARAMS] == list(CIFAR_PAIR)
+    assert at.query_params[ui.PROJECTOR_PARAM] == "1"
+
+    at.toggle(key=ui.PROJECTOR_KEY).set_value(False).run()
+    assert not at.exception
+    assert ui.PROJECTOR_PARAM not in at.query_params
+    assert [at.query_params[param] for param in ui.MODEL_PARAMS] == list(CIFAR_PAIR)
+
+
 def test_uploaded_picture_survives_page_switches(app_test, upload_picture, sample_image_path):
     data = sample_image_path.read_bytes()
     at = upload_picture(app_test(), "my dog.jpg", data, "image/jpeg")

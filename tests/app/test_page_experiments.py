@@ -8,9 +8,8 @@ import json
 
 import pytest
 
-import ui
 from conftest import make_archive, page_chart, plotly_array
-from shufflenet_viz import experiment, weights
+from shufflenet_viz import experiment, experiment_results, weights
 from shufflenet_viz.figures.experiments import comparison_rows, gain_rows
 
 PAGE = "pages/experiments.py"
@@ -42,11 +41,11 @@ def page(app_on_page, sample_image_path, small_experiment):
 
 @pytest.fixture(scope="module")
 def results(small_experiment):
-    return experiment.read_results(experiment.results_path(small_experiment))
+    return experiment_results.read_results(experiment_results.results_path(small_experiment))
 
 
 def test_error_figure_is_the_results_file_beside_the_paper(page, results):
-    summary = experiment.summarize(results)
+    summary = experiment_results.summarize(results)
     figure = page_chart(page, "experiments_error")
     bars = {(trace["name"], trace["xaxis"]): trace for trace in figure["data"] if trace["type"] == "bar"}
     ours = bars[("with shuffle", "x")]
@@ -62,7 +61,7 @@ def test_error_figure_is_the_results_file_beside_the_paper(page, results):
 
 
 def test_tables_are_the_summary(page, results):
-    summary = experiment.summarize(results)
+    summary = experiment_results.summarize(results)
     comparison, gains = page.dataframe[0].value, page.dataframe[1].value
     assert comparison.to_dict("records") == comparison_rows(summary, results["paper"])
     assert list(comparison["configuration"]) == ["g=1", "g=3", "g=3 no shuffle"]
@@ -83,7 +82,7 @@ def test_gain_and_spread_come_from_the_runs(page, results):
     spread = max(abs(runs["cifar10_x0.5_g3_s0"]["test_accuracy"] - runs["cifar10_x0.5_g3_s1"]["test_accuracy"]),
                  abs(runs["cifar10_x0.5_g3_noshuffle_s0"]["test_accuracy"]
                      - runs["cifar10_x0.5_g3_noshuffle_s1"]["test_accuracy"]))
-    assert experiment.summarize(results).largest_seed_spread == pytest.approx(spread)
+    assert experiment_results.summarize(results).largest_seed_spread == pytest.approx(spread)
     verdicts = [m.value for m in page.markdown if m.value.startswith("- **g=3**")]
     assert len(verdicts) == 1 and f"{100 * (gain[0] + gain[1]) / 2:+.2f} points" in verdicts[0]
 
@@ -100,13 +99,14 @@ def test_curves_show_every_epoch_of_every_run(page, results):
 def test_models_trained_without_shuffle_measure_zero_crossing_on_the_picture(page):
     # The first seed of each g is measured at first; the visitor adds the others.
     assert [(m.label, m.value) for m in page.metric] == [("g=3 trained without shuffle, seed 0", "0%")]
-    assert page.query_params["measured"] == "cifar10_x0.5_g3_noshuffle_s0"
+    pills = page.pills(key="measured")
+    assert pills.value == ["cifar10_x0.5_g3_noshuffle_s0"] and pills.proto.query_param_key == "measured"
     both = ["cifar10_x0.5_g3_noshuffle_s0", "cifar10_x0.5_g3_noshuffle_s1"]
-    page.pills(key="experiments_measured").set_value(both).run()
+    pills.set_value(both).run()
     assert not page.exception
     crossing = [(m.label, m.value) for m in page.metric]
     assert crossing == [("g=3 trained without shuffle, seed 0", "0%"), ("g=3 trained without shuffle, seed 1", "0%")]
-    assert page.query_params["measured"] == "cifar10_x0.5_g3_noshuffle_s0,cifar10_x0.5_g3_noshuffle_s1"
+    assert page.pills(key="measured").value == both
     assert [c.value for c in page.caption].count("structure block-diagonal: yes") == 2
     influence = page_chart(page, "experiments_influence")
     assert [trace["type"] for trace in influence["data"]].count("heatmap") == 2
@@ -125,19 +125,26 @@ def test_without_results_the_page_says_how_to_make_them(app_on_page, sample_imag
     assert not at.get("plotly_chart")
 
 
-def test_a_link_opens_the_recipe_and_closing_it_goes_back_into_the_url(app_with_link, sample_image_path,
+def test_a_link_opens_the_recipe_and_closing_it_goes_back_into_the_url(app_with_link, app_on_page, sample_image_path,
                                                                         small_experiment, results, monkeypatch):
     monkeypatch.setattr(weights, "WEIGHTS_DIR", small_experiment)
-    at = app_with_link(PAGE, sample_image_path, {"recipe": "1"})
+    at = app_with_link(PAGE, sample_image_path, {"recipe": "true"})
     assert not at.exception and not at.warning
-    assert at.session_state["experiments_recipe"] is True
+    assert at.session_state["recipe"] is True
     shown = json.loads(at.json[0].value)
     assert shown["recipe"] == results["recipe"] and shown["command"] == results["command"]
-    at.session_state["experiments_recipe"] = False  # what a click on the section's title does
+    # The section is a widget bound to the URL parameter `recipe`: opening or closing it goes into the URL.
+    assert at.expander(key="recipe").proto.query_param_key == "recipe"
+    # AppTest cannot click a section's title, and a link's value outlasts a session value it is given, so the
+    # closing is shown on a page opened without the link.
+    at = app_on_page(PAGE, sample_image_path)
+    assert not at.json and at.session_state["recipe"] is False
+    at.session_state["recipe"] = True  # what a click on the section's title does
     at.run()
-    assert not at.exception and not at.json
-    assert {k: v for k, v in at.query_params.items() if k not in ui.MODEL_PARAMS} == {
-        "recipe": "0", "measured": "cifar10_x0.5_g3_noshuffle_s0"}
+    assert not at.exception and json.loads(at.json[0].value)["recipe"] == results["recipe"]
+    at.session_state["recipe"] = False
+    at.run()
+    assert not at.exception and not at.json and at.session_state["recipe"] is False
 
 
 def test_a_bad_recipe_value_in_a_link_gets_one_warning(app_with_link, sample_image_path, small_experiment,
@@ -145,26 +152,24 @@ def test_a_bad_recipe_value_in_a_link_gets_one_warning(app_with_link, sample_ima
     monkeypatch.setattr(weights, "WEIGHTS_DIR", small_experiment)
     at = app_with_link(PAGE, sample_image_path, {"recipe": "maybe"})
     assert not at.exception
-    assert [w.value for w in at.warning] == [
-        "The link sets recipe = 'maybe'; it must be 1 (on) or 0 (off). Showing off."]
+    assert [w.value for w in at.warning] == ["The link sets recipe = 'maybe'; it must be true or false. It is ignored."]
     assert {"experiments_error", "experiments_gain", "experiments_curves"} <= {
         c.proto.id.rsplit("-", 1)[-1] for c in at.get("plotly_chart")}
-    assert not at.json and {k: v for k, v in at.query_params.items() if k not in ui.MODEL_PARAMS} == {
-        "recipe": "0", "measured": "cifar10_x0.5_g3_noshuffle_s0"}
+    assert not at.json and at.session_state["recipe"] is False
+    assert at.pills(key="measured").value == ["cifar10_x0.5_g3_noshuffle_s0"]
 
 
 def test_a_link_names_the_models_measured(app_with_link, sample_image_path, small_experiment, monkeypatch):
     monkeypatch.setattr(weights, "WEIGHTS_DIR", small_experiment)
-    both = "cifar10_x0.5_g3_noshuffle_s0,cifar10_x0.5_g3_noshuffle_s1"
-    at = app_with_link(PAGE, sample_image_path, {"measured": both})
+    both = ["cifar10_x0.5_g3_noshuffle_s0", "cifar10_x0.5_g3_noshuffle_s1"]
+    at = app_with_link(PAGE, sample_image_path, {"measured": ["g=3, seed 0", "g=3, seed 1"]})
     assert not at.exception and not at.warning
     assert [m.label for m in at.metric] == ["g=3 trained without shuffle, seed 0",
                                             "g=3 trained without shuffle, seed 1"]
-    assert at.query_params["measured"] == both
+    assert at.pills(key="measured").value == both
 
     at = app_with_link(PAGE, sample_image_path, {"measured": "cifar10_g1"})
     assert not at.exception
     assert [w.value for w in at.warning] == [
-        "The link asks to measure 'cifar10_g1'; the models trained without shuffle here are "
-        f"{both.replace(',', ', ')}. Measuring cifar10_x0.5_g3_noshuffle_s0."]
+        "The link asks for measured 'cifar10_g1', which is not one of g=3, seed 0, g=3, seed 1; it is ignored."]
     assert [m.label for m in at.metric] == ["g=3 trained without shuffle, seed 0"]

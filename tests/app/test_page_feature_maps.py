@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import page_chart, plotly_array
-from shufflenet_viz.features import capture_features, channel_order
+from shufflenet_viz.features import ORDERINGS, POINT_LABELS, capture_features, channel_order
 from shufflenet_viz.figures.features import FRAME_NAME, GROUP_BAR_NAME, mosaic
 from shufflenet_viz.images import load_image
 from shufflenet_viz.preprocess import preprocess_image
@@ -72,13 +72,14 @@ def test_shuffle_pair_shows_the_uploaded_pictures_channels_before_and_after(page
 
 def test_largest_layer_is_paginated_and_sorted_by_strength(page, cifar_pair, uploaded_features):
     at = page
-    at.selectbox(key="fm_layer").set_value("stage4.unit4")
-    at.selectbox(key="fm_view").set_value("output").run()
-    assert at.radio(key="fm_order").disabled is False  # the order is a choice outside the shuffle pair
-    at.radio(key="fm_order").set_value("mean_abs").run()
+    at.selectbox(key="layer").set_value("stage4.unit4")
+    at.selectbox(key="point").set_value("output").run()
+    assert at.radio(key="order").disabled is False  # the order is a choice outside the shuffle pair
+    at.radio(key="order").set_value("mean_abs").run()
     assert not at.exception
     pages = {p.key: p.num_pages for p in at.get("pagination")}
-    assert pages == {"fm_page_0_stage4.unit4.output_mean_abs": 6, "fm_page_1_stage4.unit4.output_mean_abs": 10}
+    assert pages == {"left_page": 6, "right_page": 10}
+    assert [p.proto.query_param_key for p in at.get("pagination")] == ["left_page", "right_page"]
     assert "Channels 96 of 576 on this page (2x2 each)" in " ".join(captions(at))
     assert "Channels 96 of 960 on this page (2x2 each)" in " ".join(captions(at))
     for side, features in enumerate(uploaded_features):
@@ -100,21 +101,21 @@ def test_largest_layer_is_paginated_and_sorted_by_strength(page, cifar_pair, upl
 
 def test_partial_last_page_stem_and_channel_inspector(page, cifar_pair, uploaded_features):
     at = page
-    at.selectbox(key="fm_layer").set_value("stage2.unit3")
-    at.selectbox(key="fm_view").set_value("output").run()
-    at.pagination(key="fm_page_1_stage2.unit3.output_index").set_value(3).run()
+    at.selectbox(key="layer").set_value("stage2.unit3")
+    at.selectbox(key="point").set_value("output").run()
+    at.pagination(key="right_page").set_value(3).run()
     assert not at.exception
     figure = page_chart(at, "fm_grid_1")
     assert sum(tiles_by_role(figure, FRAME_NAME).values()) == 240 - 2 * 96
     assert "Channels 48 of 240 on this page (8x8 each): 192, 193" in " ".join(captions(at))
 
-    at.number_input(key="fm_channel_1_stage2.unit3.output_index").set_value(200).run()
+    at.number_input(key="right_channel").set_value(200).run()
     values = uploaded_features[1]["stage2.unit3.output"][0, 200]
-    large = page_chart(at, "fm_channel_1_stage2.unit3.output_index_figure")
+    large = page_chart(at, "right_channel_figure")
     np.testing.assert_allclose(plotly_array(large["data"][0]["z"]), values.numpy(), rtol=1e-6)
     assert large["layout"]["title"]["text"] == "Channel 200, group 3"
 
-    at.selectbox(key="fm_layer").set_value("stem").run()
+    at.selectbox(key="layer").set_value("stem").run()
     assert not at.exception
     for side in (0, 1):
         stem = page_chart(at, f"fm_grid_{side}")
@@ -127,11 +128,11 @@ def test_frames_show_where_channels_came_from_bars_who_reads_them(page, cifar_pa
     """Issue 14, finding 4: at stage3.unit1's output (branch then pooled shortcut) channel 100 came from group 2
     and the next 1x1 GConv reads it in group 1; stage2.unit1's ungrouped first conv gives grey frames."""
     at = page
-    at.selectbox(key="fm_layer").set_value("stage3.unit1")
-    at.selectbox(key="fm_view").set_value("output").run()
-    at.number_input(key="fm_channel_1_stage3.unit1.output_index").set_value(100).run()
+    at.selectbox(key="layer").set_value("stage3.unit1")
+    at.selectbox(key="point").set_value("output").run()
+    at.number_input(key="right_channel").set_value(100).run()
     assert not at.exception
-    large = page_chart(at, "fm_channel_1_stage3.unit1.output_index_figure")
+    large = page_chart(at, "right_channel_figure")
     assert large["layout"]["title"]["text"] == "Channel 100: from group 2, read by group 1"
     grid_g3 = page_chart(at, "fm_grid_1")  # first page: channels 0..95 of 480
     assert tiles_by_role(grid_g3, FRAME_NAME) == {"group 1": 80, "group 2": 16}  # branch groups of 80
@@ -139,8 +140,8 @@ def test_frames_show_where_channels_came_from_bars_who_reads_them(page, cifar_pa
     # Frames (80 per block): 0 1 2 | 0 1 2 (shortcut); bars (160 per block): 0 0 1 | 1 2 2: four blocks differ.
     assert any("differs from the frame for 320 of 480 channels" in c for c in captions(at))
 
-    at.selectbox(key="fm_layer").set_value("stage2.unit1")
-    at.selectbox(key="fm_view").set_value("compress_relu").run()
+    at.selectbox(key="layer").set_value("stage2.unit1")
+    at.selectbox(key="point").set_value("compress_relu").run()
     assert not at.exception
     dense = page_chart(at, "fm_grid_1")
     assert tiles_by_role(dense, FRAME_NAME) == {"no group (dense conv)": 60}
@@ -148,41 +149,55 @@ def test_frames_show_where_channels_came_from_bars_who_reads_them(page, cifar_pa
     assert any("Frames are grey (no group)" in c for c in captions(at))
 
 
-def test_a_unit_point_links_to_its_node_in_the_unit_diagram(app_on_page, sample_image_path):
+def test_a_unit_point_links_to_its_node_in_the_unit_diagram(app_on_page, app_with_link, sample_image_path,
+                                                            cifar_pair):
     at = app_on_page("pages/feature_maps.py", sample_image_path)
-    at.selectbox(key="fm_layer").set_value("stage3.unit2").run()
-    at.selectbox(key="fm_view").set_value("depthwise_bn").run()
+    at.selectbox(key="layer").set_value("stage3.unit2").run()
+    at.selectbox(key="point").set_value("depthwise_bn").run()
     assert not at.exception
     links = [link for link in at.get("page_link")]
     assert len(links) == 2
-    for link, model in zip(links, ("cifar10_g1", "cifar10_g3")):
+    for link, loaded in zip(links, cifar_pair):
         assert link.proto.page.endswith("unit")  # the page's URL path
-        assert dict(parse_qsl(link.proto.query_string)) == {"model": model, "unit": "stage3.unit2",
-                                                            "node": "depthwise_bn"}
+        # Spelled as the unit page's widgets show them: the model's label, the node's words and key.
+        assert dict(parse_qsl(link.proto.query_string)) == {"model": loaded.label, "unit": "stage3.unit2",
+                                                            "node": "BN (depthwise_bn)"}
+    # Followed, the link opens that node of that model's unit.
+    unit_page = app_with_link("pages/unit.py", sample_image_path, dict(parse_qsl(links[0].proto.query_string)))
+    assert not unit_page.exception and not unit_page.warning
+    assert [unit_page.selectbox(key=key).value for key in ("model", "unit", "node")] == [
+        cifar_pair[0].name, "stage3.unit2", "depthwise_bn"]
 
 
 def test_a_link_restores_layer_point_order_page_and_channel(app_with_link, sample_image_paths, cifar_pair,
                                                             uploaded_features):
+    # A link spells the point and the order as their widgets show them.
     at = app_with_link("pages/feature_maps.py", sample_image_paths[UPLOADED],
-                       {"layer": "stage3.unit1", "point": "output", "order": "mean_abs", "right_page": "2",
-                        "right_channel": "100"})
+                       {"layer": "stage3.unit1", "point": POINT_LABELS["output"], "order": ORDERINGS["mean_abs"],
+                        "right_page": "2", "right_channel": "100"})
     assert not at.exception and not at.warning
-    assert (at.selectbox(key="fm_layer").value, at.selectbox(key="fm_view").value) == ("stage3.unit1", "output")
-    assert at.radio(key="fm_order").value == "mean_abs"
-    assert at.pagination(key="fm_page_1_stage3.unit1.output_mean_abs").value == 2
-    assert at.number_input(key="fm_channel_1_stage3.unit1.output_mean_abs").value == 100
+    assert (at.selectbox(key="layer").value, at.selectbox(key="point").value) == ("stage3.unit1", "output")
+    assert at.radio(key="order").value == "mean_abs"
+    assert at.pagination(key="right_page").value == 2
+    assert at.number_input(key="right_channel").value == 100
     strongest = channel_order(uploaded_features[1]["stage3.unit1.output"], "mean_abs")
     assert ("Channels 96 of 480 on this page (4x4 each): " + ", ".join(str(c) for c in strongest[96:104])) in \
         " ".join(captions(at))
-    large = page_chart(at, "fm_channel_1_stage3.unit1.output_mean_abs_figure")
+    large = page_chart(at, "right_channel_figure")
     assert large["layout"]["title"]["text"] == "Channel 100: from group 2, read by group 1"
     # Another order is a fresh grid: page 1 and its strongest channel, not the link's old page and channel.
-    at.radio(key="fm_order").set_value("index").run()
+    at.radio(key="order").set_value("index").run()
     assert not at.exception and not at.warning
-    assert at.query_params["order"] == "index"
-    assert (at.query_params["right_page"], at.query_params["right_channel"]) == ("1", "0")
-    at.number_input(key="fm_channel_1_stage3.unit1.output_index").set_value(7).run()
-    assert at.query_params["right_channel"] == "7" and at.query_params["layer"] == "stage3.unit1"
+    assert (at.pagination(key="right_page").value, at.number_input(key="right_channel").value) == (1, 0)
+    at.number_input(key="right_channel").set_value(7).run()
+    assert at.number_input(key="right_channel").value == 7 and at.selectbox(key="layer").value == "stage3.unit1"
+    # Every setting is bound to the URL parameter of its key, so each change goes back into the URL.
+    assert [at.selectbox(key=key).proto.query_param_key for key in ("layer", "point")] == ["layer", "point"]
+    assert at.radio(key="order").proto.query_param_key == "order"
+    assert [at.pagination(key=key).proto.query_param_key for key in ("left_page", "right_page")] == [
+        "left_page", "right_page"]
+    assert [at.number_input(key=key).proto.query_param_key for key in ("left_channel", "right_channel")] == [
+        "left_channel", "right_channel"]
 
 
 def test_bad_values_in_a_link_get_one_warning_each_and_the_defaults(app_with_link, sample_image_paths):
@@ -191,11 +206,13 @@ def test_bad_values_in_a_link_get_one_warning_each_and_the_defaults(app_with_lin
     assert not at.exception
     warnings = [w.value for w in at.warning]
     assert len(warnings) == 3
-    assert "layer 'stage9.unit1'" in warnings[0] and "showing stage2.unit2." in warnings[0]
-    assert "order 'random', which is not one of index (channel index)" in warnings[1]
-    assert "right_channel = '99999'; it must be a whole number from 0 to 59. Showing 1." in warnings[2]
-    assert at.selectbox(key="fm_layer").value == "stage2.unit2" and at.selectbox(key="fm_view").value == "shuffle_pair"
+    assert "layer 'stage9.unit1', which is not one of stem, stage2.unit1" in warnings[0]
+    assert warnings[0].endswith("; it is ignored.")
+    assert f"order 'random', which is not one of {ORDERINGS['index']}, " in warnings[1]
+    assert "right_channel = '99999'; it must be a whole number from 0 to 59. It is ignored." in warnings[2]
+    assert at.selectbox(key="layer").value == "stage2.unit2" and at.selectbox(key="point").value == "shuffle_pair"
     assert {"fm_before_0", "fm_after_0", "fm_before_1", "fm_after_1"} <= {
         c.proto.id.rsplit("-", 1)[-1] for c in at.get("plotly_chart")}
-    assert (at.query_params["layer"], at.query_params["point"], at.query_params["order"],
-            at.query_params["right_channel"]) == ("stage2.unit2", "shuffle_pair", "index", "1")
+    assert at.radio(key="order").value == "index" and at.number_input(key="right_channel").value == 1
+    # The defaults are shown, and a URL never spells a default: the refused values are gone from it.
+    assert not {"layer", "point", "order", "right_channel"} & set(at.query_params)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from conftest import page_chart, plotly_array
-from shufflenet_viz.features import capture_features, channel_groups, shuffle_neighbours
+from shufflenet_viz.features import capture_features, channel_groups_at, shuffle_neighbour_points
 from shufflenet_viz.figures.features import mosaic
 from shufflenet_viz.images import load_image
 from shufflenet_viz.preprocess import preprocess_image
@@ -36,30 +36,30 @@ def test_feature_maps_follow_the_official_layout_at_224(open_page, imagenet_mode
     for side, name in enumerate(PAIR):
         loaded = imagenet_models[name]
         unit = loaded.model.get_submodule("stage2.unit2")
-        assert shuffle_neighbours(unit) == ("depthwise_bn", "shuffle")
+        assert shuffle_neighbour_points(unit) == ("depthwise_bn", "shuffle")
         features = capture_features(loaded.model, preprocess_image(picture, loaded.preprocessing))
         before, after = features["stage2.unit2.depthwise_bn"], features["stage2.unit2.shuffle"]
         assert before.shape[-2:] == (28, 28)  # stage 2 at 224x224 input
         cells = plotly_array(page_chart(at, f"fm_after_{side}")["data"][0]["customdata"])
         shown = min(96, after.shape[1])
         np.testing.assert_array_equal(cells[..., 1], mosaic(after[0, :shown].numpy().astype(np.float64)).pixels)
-        groups = channel_groups(loaded.model, "stage2.unit2.shuffle")
+        groups = channel_groups_at(loaded.model, "stage2.unit2.shuffle")
         assert np.array_equal(after[0].numpy(), before[0, groups.source].numpy())  # the inverse map's sources
         assert f"Channels {shown} of {after.shape[1]} on this page (28x28 each)" in captions
 
 
 def test_attributions_for_a_class_chosen_out_of_1000(open_page, imagenet_models):
     at = open_page("pages/attributions.py")
-    assert at.selectbox(key="at_method").value == "saliency"  # at 224x224 the page opens with one gradient
-    assert at.toggle(key="at_groups_on").value is False  # at 224x224 the per-group pass waits to be asked for
+    assert at.selectbox(key="method").value == "saliency"  # at 224x224 the page opens with one gradient
+    assert at.toggle(key="groups").value is False  # at 224x224 the per-group pass waits to be asked for
     assert not [c for c in at.get("plotly_chart") if "at_groups_" in c.proto.id]
-    at.toggle(key="at_groups_on").set_value(True)
-    at.selectbox(key="at_method").set_value("saliency")
-    at.radio(key="at_target_kind").set_value("chosen").run()
-    classes = at.selectbox(key="at_class").options
+    at.toggle(key="groups").set_value(True)
+    at.selectbox(key="method").set_value("saliency")
+    at.radio(key="target").set_value("chosen").run()
+    classes = at.selectbox(key="class").options
     assert len(classes) == 1000
     chosen = imagenet_models[PAIR[0]].classes[235]
-    at.selectbox(key="at_class").set_value(chosen).run()
+    at.selectbox(key="class").set_value(chosen).run()
     assert not at.exception and not at.main.error
     assert sum(f"Explaining **{chosen}**" in c.value for c in at.caption) == 2
     for side in (0, 1):
@@ -70,7 +70,7 @@ def test_attributions_for_a_class_chosen_out_of_1000(open_page, imagenet_models)
 
 def test_flops_of_the_compared_official_models(open_page):
     at = open_page("pages/flops.py")
-    at.radio(key="flops_source").set_value("models").run()
+    at.radio(key="count").set_value("models").run()
     assert not at.exception
     assert [m.value for m in at.metric if m.label == "Multiply-adds"] == ["37.6 M", "40.5 M"]
     captions = [c.value for c in at.caption]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import CIFAR_PAIR_PARAMS, page_charts, plotly_array
+from conftest import page_charts, plotly_array
 from shufflenet_viz import data, flow
 from shufflenet_viz.images import load_image
 from shufflenet_viz.inference import classify
@@ -62,9 +62,9 @@ def models(cifar_pair):
 
 
 def test_structure_matches_the_modules(page, cifar_pair):
-    assert page.radio(key="flow_stage").value == "stage2"
-    assert page.selectbox(key="flow_start_stage2").value == "output of stage2.unit1"
-    assert page.select_slider(key="flow_structure_unit_stage2_1").value == "stage2.unit2"
+    assert page.radio(key="stage").value == "stage2"
+    assert page.selectbox(key="start").value == "output of stage2.unit1"
+    assert page.select_slider(key="unit").value == "stage2.unit2"
     shown = metrics(page)
     for title, loaded in models(cifar_pair).items():
         step = flow.stage_reachability(loaded.model, "stage2", 1)[0]
@@ -82,7 +82,7 @@ def test_structure_matches_the_modules(page, cifar_pair):
 
 def test_measured_shares_equal_direct_measurement(page, cifar_pair, picture):
     shown = metrics(page)
-    assert page.radio(key="flow_span").value == "unit"
+    assert page.radio(key="span").value == "unit"
     for title, loaded in models(cifar_pair).items():
         x = preprocess_image(picture, loaded.preprocessing)
         influence = flow.measure_influence(loaded.model, x, "stage2", 1, 1, groups=3)
@@ -96,17 +96,17 @@ def test_measured_shares_equal_direct_measurement(page, cifar_pair, picture):
 
 
 def test_whole_stage_without_shuffle_stays_at_zero(page):
-    page.radio(key="flow_stage").set_value("stage4")
-    page.radio(key="flow_span").set_value("stage")
+    page.radio(key="stage").set_value("stage4")
+    page.radio(key="span").set_value("stage")
     page.run()
     assert not page.exception
     shown = metrics(page)
     assert shown["g=3, shuffle off: influence crossing groups"] == "0%"
     assert shown["g=3: influence crossing groups"] not in ("0%", "n/a")
-    assert page.select_slider(key="flow_structure_unit_stage4_1").value == "stage4.unit2"
+    assert page.select_slider(key="unit").value == "stage4.unit2"
     assert shown["g=3, shuffle off: channel pairs connected"] == "33.3%"
-    page.radio(key="flow_stage").set_value("stage2")
-    page.radio(key="flow_span").set_value("unit")
+    page.radio(key="stage").set_value("stage2")
+    page.radio(key="span").set_value("unit")
     page.run()
 
 
@@ -115,9 +115,9 @@ def test_starting_at_the_stage_input_groups_rows_by_where_they_came_from(page, c
     and shuffle off 70.3% crossing (output channels cut into 3 equal runs that straddle [branch | pooled input]),
     and captions said 'g=1 is full from the first 1x1 convolution on' / 'One shuffle fills the matrix' beside
     50.3% / 50.2% connected. Now rows are grouped by where they came from and every sentence is computed."""
-    page.radio(key="flow_stage").set_value("stage3")
+    page.radio(key="stage").set_value("stage3")
     page.run()
-    page.selectbox(key="flow_start_stage3").set_value("stage3 input")
+    page.selectbox(key="start").set_value("stage3 input")
     page.run()
     assert not page.exception
     shown = metrics(page)
@@ -141,14 +141,14 @@ def test_starting_at_the_stage_input_groups_rows_by_where_they_came_from(page, c
     figure = page_charts(page)["flow_structure"]
     rows = [s["y0"] for s in figure["layout"]["shapes"] if s["y0"] == s["y1"] and s["xref"] == "x3"]
     assert rows == [79.5, 159.5, 239.5, 319.5, 399.5]  # [branch: 1, 2, 3 | pooled: 1, 2, 3]
-    page.radio(key="flow_span").set_value("stage")
+    page.radio(key="span").set_value("stage")
     page.run()
     captions = " ".join(c.value for c in page.caption)
     off_share = metrics(page)["g=3, shuffle off: influence crossing groups"]
     assert off_share not in ("0%", "n/a")
     assert f"g=3, shuffle off: {off_share} crosses even without the shuffle, because stage3.unit1:" in captions
-    page.radio(key="flow_span").set_value("unit")
-    page.radio(key="flow_stage").set_value("stage2")
+    page.radio(key="span").set_value("unit")
+    page.radio(key="stage").set_value("stage2")
     page.run()
 
 
@@ -241,9 +241,9 @@ def test_official_imagenet_pair(with_imagenet, app_on_page, sample_image_path, i
     infos = [i.value for i in at.info]
     assert any(i.startswith("No accuracy with and without the shuffle is stored for ImageNet-1k g=8 (0.5x, official)")
                for i in infos)
-    at.radio(key="flow_stage").set_value("stage3")
+    at.radio(key="stage").set_value("stage3")
     at.run()
-    at.selectbox(key="flow_start_stage3").set_value("stage3 input")
+    at.selectbox(key="start").set_value("stage3 input")
     at.run()
     assert not at.exception
     assert metrics(at)["g=8, shuffle off: influence crossing groups"] == "0%"
@@ -254,25 +254,33 @@ def test_official_imagenet_pair(with_imagenet, app_on_page, sample_image_path, i
 
 def test_a_link_restores_stage_start_unit_and_span(app_with_link, sample_image_path, cifar_pair):
     at = app_with_link(PAGE, sample_image_path,
-                       {"stage": "stage3", "start": "output of stage3.unit2", "unit": "stage3.unit5", "span": "stage"})
+                       {"stage": "stage3", "start": "output of stage3.unit2", "unit": "stage3.unit5",
+                        "span": "the rest of the stage"})
     assert not at.exception and not at.warning
-    assert at.radio(key="flow_stage").value == "stage3"
-    assert at.selectbox(key="flow_start_stage3").value == "output of stage3.unit2"
-    assert at.select_slider(key="flow_structure_unit_stage3_2").value == "stage3.unit5"
-    assert at.radio(key="flow_span").value == "stage"
+    assert at.radio(key="stage").value == "stage3"
+    assert at.selectbox(key="start").value == "output of stage3.unit2"
+    assert at.select_slider(key="unit").value == "stage3.unit5"
+    assert at.radio(key="span").value == "stage"
+    # Each setting is a widget bound to the URL parameter of its own name, so a change goes back into the URL.
+    assert [at.radio(key="stage").proto.query_param_key, at.selectbox(key="start").proto.query_param_key,
+            at.select_slider(key="unit").proto.query_param_key, at.radio(key="span").proto.query_param_key] == \
+        ["stage", "start", "unit", "span"]
     shown = metrics(at)
     for title, loaded in models(cifar_pair).items():
         step = flow.stage_reachability(loaded.model, "stage3", 2)[2]  # stage3.unit3, unit4, unit5
         assert step.unit_name == "stage3.unit5"
         assert shown[f"{title}: channel pairs connected"] == f"{step.connected_share:.1%}"
     assert shown["g=3, shuffle off: influence crossing groups"] == "0%"
-    # Another stage: its own start and unit widgets open at their defaults, not at the link's old values.
-    at.radio(key="flow_stage").set_value("stage2").run()
+    # Another start point follows the flow from its first unit again.
+    at.selectbox(key="start").set_value("output of stage3.unit1").run()
     assert not at.exception and not at.warning
-    assert at.selectbox(key="flow_start_stage2").value == "output of stage2.unit1"
-    assert at.select_slider(key="flow_structure_unit_stage2_1").value == "stage2.unit2"
-    assert dict(at.query_params) == {**CIFAR_PAIR_PARAMS, "stage": "stage2", "start": "output of stage2.unit1",
-                                     "unit": "stage2.unit2", "span": "stage"}
+    assert at.select_slider(key="unit").value == "stage3.unit2"
+    # Another stage: start and unit open at its defaults, not at the link's old values.
+    at.radio(key="stage").set_value("stage2").run()
+    assert not at.exception and not at.warning
+    assert at.selectbox(key="start").value == "output of stage2.unit1"
+    assert at.select_slider(key="unit").value == "stage2.unit2"
+    assert at.radio(key="span").value == "stage"
 
 
 def test_bad_values_in_a_link_get_one_warning_each(app_with_link, sample_image_path, cifar_pair):
@@ -281,11 +289,11 @@ def test_bad_values_in_a_link_get_one_warning_each(app_with_link, sample_image_p
     assert not at.exception
     warnings = [w.value for w in at.warning]
     assert len(warnings) == 4
-    assert "stage 'stage5', which is not one of stage2, stage3, stage4; showing stage2." in warnings[0]
-    assert "start 'nowhere'" in warnings[1] and "showing output of stage2.unit1" in warnings[1]
-    assert "unit 'stage2.unit9'" in warnings[2]
-    assert ("span 'all', which is not one of unit (the next unit), stage (the rest of the stage); showing unit "
-            "(the next unit).") in warnings[3]
+    assert "stage 'stage5', which is not one of stage2, stage3, stage4; it is ignored." in warnings[0]
+    assert "start 'nowhere', which is not one of stage2 input, output of stage2.unit1, output of stage2.unit2" \
+           in warnings[1] and warnings[1].endswith("; it is ignored.")
+    assert "unit 'stage2.unit9', which is not one of stage2.unit2" in warnings[2]
+    assert "span 'all', which is not one of the next unit, the rest of the stage; it is ignored." in warnings[3]
     assert {"flow_structure", "flow_influence", "flow_ablation_top5"} <= set(page_charts(at))
-    assert dict(at.query_params) == {**CIFAR_PAIR_PARAMS, "stage": "stage2", "start": "output of stage2.unit1",
-                                     "unit": "stage2.unit2", "span": "unit"}
+    assert (at.radio(key="stage").value, at.selectbox(key="start").value, at.select_slider(key="unit").value,
+            at.radio(key="span").value) == ("stage2", "output of stage2.unit1", "stage2.unit2", "unit")

@@ -4,7 +4,7 @@ Figure 1 comparison and the permutation each trained model applies, and a clear 
 import pytest
 import torch
 
-from conftest import CIFAR_PAIR_PARAMS, page_charts, plotly_array
+from conftest import page_charts, plotly_array
 from shufflenet_viz import flow
 from shufflenet_viz.model import shuffle_permutation
 
@@ -29,8 +29,8 @@ def page(app_on_page, cifar_pair, sample_image_path):
 
 
 def test_default_animation_is_the_stage2_bottleneck(page):
-    assert page.number_input(key="shuffle_channels").value == 60
-    assert page.number_input(key="shuffle_groups").value == 3
+    assert page.number_input(key="channels").value == 60
+    assert page.number_input(key="groups").value == 3
     figure = page_charts(page)["shuffle_animation"]
     assert len(figure["frames"]) == 4 + 3 * 6
     assert [step["label"] for step in figure["layout"]["sliders"][0]["steps"]] == [
@@ -57,7 +57,7 @@ def test_figure1_counts_outputs_that_hear_every_group(page):
 
 def test_trained_models_apply_their_shuffle(page, cifar_pair):
     found = page_charts(page)
-    assert page.selectbox(key="shuffle_unit").value == "stage2.unit2"
+    assert page.selectbox(key="unit").value == "stage2.unit2"
     for side, loaded in enumerate(cifar_pair):
         unit = loaded.model.stage2.unit2
         bottleneck = unit.compress_conv.out_channels
@@ -74,9 +74,9 @@ def test_trained_models_apply_their_shuffle(page, cifar_pair):
 
 
 def test_other_unit_and_settings(page, cifar_pair):
-    page.selectbox(key="shuffle_unit").set_value("stage4.unit3")
-    page.select_slider(key="shuffle_fig1_layers").set_value(4)
-    page.number_input(key="shuffle_channels").set_value(12)
+    page.selectbox(key="unit").set_value("stage4.unit3")
+    page.select_slider(key="layers").set_value(4)
+    page.number_input(key="channels").set_value(12)
     page.run()
     assert not page.exception
     found = page_charts(page)
@@ -90,13 +90,13 @@ def test_other_unit_and_settings(page, cifar_pair):
 
 
 def test_channels_not_divisible_by_groups_give_a_message(page):
-    page.number_input(key="shuffle_channels").set_value(61)
+    page.number_input(key="channels").set_value(61)
     page.run()
     assert not page.exception
     assert [e.value for e in page.error] == [flow.shuffle_setting_problem(61, 3)]
     assert "shuffle_animation" not in page_charts(page)
     assert "shuffle_figure1" in page_charts(page)  # the rest of the page still works
-    page.number_input(key="shuffle_channels").set_value(60)
+    page.number_input(key="channels").set_value(60)
     page.run()
     assert not page.error and "shuffle_animation" in page_charts(page)
 
@@ -105,9 +105,9 @@ def test_channels_not_divisible_by_groups_give_a_message(page):
 def test_figure1_caption_claims_all_groups_only_when_the_metric_says_so(page, groups, per_group):
     """Issue 14, finding 2. Before: with fewer than g channels per group the metric said '0 of 6' (g=3 x 2),
     '0 of 8' (4 x 2), '0 of 12' (4 x 3) while the caption said every output channel hears all groups."""
-    page.select_slider(key="shuffle_fig1_layers").set_value(2)
-    page.select_slider(key="shuffle_fig1_groups").set_value(groups)
-    page.select_slider(key="shuffle_fig1_per_group").set_value(per_group)
+    page.select_slider(key="layers").set_value(2)
+    page.select_slider(key="fig1_groups").set_value(groups)
+    page.select_slider(key="per_group").set_value(per_group)
     page.run()
     assert not page.exception
     channels = groups * per_group
@@ -122,15 +122,15 @@ def test_figure1_caption_claims_all_groups_only_when_the_metric_says_so(page, gr
 
 def test_animation_caption_for_fewer_channels_per_group_than_groups(page):
     """Issue 14, finding 2 (the animation): C=8, g=4 has 2 channels per group, so one shuffle reaches 2 groups."""
-    page.number_input(key="shuffle_channels").set_value(8)
-    page.number_input(key="shuffle_groups").set_value(4)
+    page.number_input(key="channels").set_value(8)
+    page.number_input(key="groups").set_value(4)
     page.run()
     assert not page.exception
     captions = " ".join(c.value for c in page.caption)
     assert "sees all groups" not in captions
     assert "holds channels from only 2 of the 4 groups" in captions
-    page.number_input(key="shuffle_channels").set_value(60)
-    page.number_input(key="shuffle_groups").set_value(3)
+    page.number_input(key="channels").set_value(60)
+    page.number_input(key="groups").set_value(3)
     page.run()
     assert "holds channels from all 3 groups" in " ".join(c.value for c in page.caption)
 
@@ -165,10 +165,9 @@ def test_a_link_restores_every_setting_and_a_change_goes_back_into_the_url(app_w
                        {"channels": "12", "groups": "4", "layers": "3", "fig1_groups": "4", "per_group": "2",
                         "unit": "stage3.unit2"})
     assert not at.exception and not at.warning
-    assert [at.number_input(key=key).value for key in ("shuffle_channels", "shuffle_groups")] == [12, 4]
-    assert [at.select_slider(key=f"shuffle_fig1_{name}").value for name in ("layers", "groups", "per_group")] == \
-        [3, 4, 2]
-    assert at.selectbox(key="shuffle_unit").value == "stage3.unit2"
+    assert [at.number_input(key=key).value for key in ("channels", "groups")] == [12, 4]
+    assert [at.select_slider(key=key).value for key in ("layers", "fig1_groups", "per_group")] == [3, 4, 2]
+    assert at.selectbox(key="unit").value == "stage3.unit2"
     found = page_charts(at)
     assert found["shuffle_animation"]["layout"]["title"]["text"] == "Channel shuffle of C=12 channels in g=4 groups"
     assert {m.label: m.value for m in at.metric}["Output channels that hear every group, without shuffle"] == "0 of 8"
@@ -176,11 +175,17 @@ def test_a_link_restores_every_setting_and_a_change_goes_back_into_the_url(app_w
     links = wiring_links(found["shuffle_unit_wiring_1"])
     assert [links[i] for i in range(bottleneck)] == shuffle_permutation(bottleneck, 3).tolist()
 
-    at.number_input(key="shuffle_groups").set_value(3).run()
-    at.selectbox(key="shuffle_unit").set_value("stage4.unit1").run()
+    at.number_input(key="groups").set_value(3).run()
+    at.selectbox(key="unit").set_value("stage4.unit1").run()
     assert not at.exception and not at.warning
-    assert dict(at.query_params) == {**CIFAR_PAIR_PARAMS, "channels": "12", "groups": "3", "layers": "3",
-                                     "fig1_groups": "4", "per_group": "2", "unit": "stage4.unit1"}
+    # Each widget is bound to the URL parameter of its key: a change goes back into the URL under that name.
+    widgets = {"channels": at.number_input(key="channels"), "groups": at.number_input(key="groups"),
+               "layers": at.select_slider(key="layers"), "fig1_groups": at.select_slider(key="fig1_groups"),
+               "per_group": at.select_slider(key="per_group"), "unit": at.selectbox(key="unit")}
+    assert {param: widget.proto.query_param_key for param, widget in widgets.items()} == {
+        param: param for param in widgets}
+    assert {param: widget.value for param, widget in widgets.items()} == {
+        "channels": 12, "groups": 3, "layers": 3, "fig1_groups": 4, "per_group": 2, "unit": "stage4.unit1"}
 
 
 def test_bad_values_in_a_link_get_one_warning_each_and_the_defaults(app_with_link, sample_image_path):
@@ -189,12 +194,12 @@ def test_bad_values_in_a_link_get_one_warning_each_and_the_defaults(app_with_lin
     assert not at.exception
     warnings = [w.value for w in at.warning]
     assert len(warnings) == 3
-    assert "channels = '0'; it must be a whole number from 1 to" in warnings[0]
-    assert "layers '5', which is not one of 2, 3, 4; showing 2." in warnings[1]
-    assert "unit 'stage9.unit1'" in warnings[2] and "showing stage2.unit2" in warnings[2]
-    assert at.number_input(key="shuffle_channels").value == 60
-    assert at.select_slider(key="shuffle_fig1_layers").value == 2
-    assert at.selectbox(key="shuffle_unit").value == "stage2.unit2"
+    assert "channels = '0'; it must be a whole number from 1 to" in warnings[0] and "It is ignored." in warnings[0]
+    assert "layers '5', which is not one of 2, 3, 4; it is ignored." in warnings[1]
+    assert "unit 'stage9.unit1'" in warnings[2] and "it is ignored" in warnings[2]
+    assert at.number_input(key="channels").value == 60
+    assert at.select_slider(key="layers").value == 2
+    assert at.selectbox(key="unit").value == "stage2.unit2"
     assert {"shuffle_animation", "shuffle_figure1", "shuffle_unit_wiring_1"} <= set(page_charts(at))
-    assert (at.query_params["channels"], at.query_params["layers"], at.query_params["unit"]) == \
-        ("60", "2", "stage2.unit2")
+    # The defaults are shown, and a URL never spells a default: the refused values are gone from it.
+    assert not {"channels", "layers", "unit"} & set(at.query_params)

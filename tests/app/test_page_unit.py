@@ -26,8 +26,8 @@ def chart_nodes(figure: dict) -> list[list]:
 
 def test_diagram_is_the_model_on_the_picture(page, cifar_pair, sample_image_path):
     loaded = cifar_pair[1]  # the default: the right model of the pair (g=3)
-    assert page.selectbox(key="unit_model").value == loaded.name
-    assert page.selectbox(key="unit_name").value == "stage2.unit2"
+    assert page.selectbox(key="model").value == loaded.name
+    assert page.selectbox(key="unit").value == "stage2.unit2"
     picture = load_image(sample_image_path.read_bytes(), sample_image_path.name).image
     expected = live_unit_diagram(loaded.model, "stage2.unit2", preprocess_image(picture, loaded.preprocessing))
     rows = chart_nodes(page_chart(page, "unit_chart"))
@@ -41,19 +41,19 @@ def test_diagram_is_the_model_on_the_picture(page, cifar_pair, sample_image_path
 
 
 def test_node_feature_maps_follow_the_node(page, cifar_pair):
-    assert page.selectbox(key="unit_node").value == "shuffle"
+    assert page.selectbox(key="node").value == "shuffle"
     assert "Channel Shuffle: 60x8x8" in page_chart(page, "unit_node_maps")["layout"]["title"]["text"]
-    page.selectbox(key="unit_node").set_value("expand_conv").run()
+    page.selectbox(key="node").set_value("expand_conv").run()
     assert not page.exception
     figure = page_chart(page, "unit_node_maps")
     assert "1x1 GConv: 240x8x8" in figure["layout"]["title"]["text"]
     tiles = plotly_array(figure["data"][0]["customdata"])
     assert int(tiles.shape[-1]) == 2  # (channel, raw value) per pixel of the mosaic
-    assert page.query_params["node"] == "expand_conv"
+    assert page.selectbox(key="node").proto.query_param_key == "node"  # the node goes into the URL as ?node=...
 
 
 def test_stride2_worked_example_of_g3(page):
-    page.selectbox(key="unit_name").set_value("stage2.unit1").run()
+    page.selectbox(key="unit").set_value("stage2.unit1").run()
     assert not page.exception
     text = " ".join(m.value for m in page.markdown)
     assert "stage2.unit1 takes 24 channels to 240." in text
@@ -62,27 +62,32 @@ def test_stride2_worked_example_of_g3(page):
     assert "216 (54)" in " ".join(c.value for c in page.caption)  # the paper's wording, explained
     rows = chart_nodes(page_chart(page, "unit_chart"))
     assert dict((row[0], row[2]) for row in rows)["shortcut"] == "24x8x8"
-    assert page.query_params["unit"] == "stage2.unit1"
+    assert page.selectbox(key="unit").proto.query_param_key == "unit"
 
 
 def test_panel_a_and_a_link_with_settings(app_test, upload_picture, sample_image_path, cifar_pair):
     at = upload_picture(app_test(), sample_image_path.name, sample_image_path.read_bytes(), "image/jpeg")
-    at.query_params.update({"model": "cifar10_g1", "unit": "stage3.unit4", "panel": "a", "node": "nonsense"})
+    # A link spells each setting as its widget shows it: the model's label, the panel's words.
+    at.query_params.update({"model": cifar_pair[0].label, "unit": "stage3.unit4",
+                            "panel": "(a) the same unit without groups or shuffle", "node": "nonsense"})
     at.switch_page(PAGE).run()
     assert not at.exception
-    assert at.selectbox(key="unit_model").value == "cifar10_g1"
-    assert at.selectbox(key="unit_name").value == "stage3.unit4"
+    assert at.selectbox(key="model").value == "cifar10_g1"
+    assert at.selectbox(key="unit").value == "stage3.unit4"
+    assert at.radio(key="panel").value == "a"
     assert "node 'nonsense'" in " ".join(w.value for w in at.warning)
+    assert at.selectbox(key="node").value == "shuffle"
     rows = chart_nodes(page_chart(at, "unit_chart_dense"))
     assert "shuffle" not in [row[0] for row in rows]
 
 
 def test_official_model_shuffles_after_the_depthwise_conv(with_imagenet, app_test, upload_picture,
-                                                          sample_image_path):
+                                                          sample_image_path, imagenet_models):
     at = upload_picture(app_test(), sample_image_path.name, sample_image_path.read_bytes(), "image/jpeg")
-    at.query_params.update({"model": "imagenet_official_g8_w0.5"})
+    at.query_params.update({"model": imagenet_models["imagenet_official_g8_w0.5"].label})
     at.switch_page(PAGE).run()
     assert not at.exception
+    assert at.selectbox(key="model").value == "imagenet_official_g8_w0.5"
     rows = chart_nodes(page_chart(at, "unit_chart"))
     keys = [row[0] for row in rows]
     assert keys.index("shuffle") == keys.index("depthwise_bn") + 1

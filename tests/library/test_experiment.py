@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from conftest import fail_or_skip, make_archive
-from shufflenet_viz import experiment, flow
+from shufflenet_viz import experiment, experiment_results, flow
 from shufflenet_viz.cli import main
 from shufflenet_viz.data import DEFAULT_ARCHIVE
 from shufflenet_viz.images import load_image
@@ -40,17 +40,17 @@ def tiny_run(tmp_path_factory) -> Path:
 
 
 def test_tiny_run_writes_one_recipe_to_results_and_manifest(tiny_run):
-    results = experiment.read_results(experiment.results_path(tiny_run))
+    results = experiment_results.read_results(experiment_results.results_path(tiny_run))
     manifest = read_manifest(tiny_run)
-    assert results["family"] == experiment.FAMILY and results["complete"] is True
+    assert results["family"] == experiment_results.FAMILY and results["complete"] is True
     assert list(results["runs"]) == list(PAIR_NAMES) == results["order"]
     assert results["recipe"]["epochs"] == 1 and results["train_images"] == 300 and results["test_images"] == 200
     assert results["command"].startswith("python -m shufflenet_viz experiment --data ")
     for name, run in results["runs"].items():
         entry = manifest[name]
-        assert entry["family"] == experiment.FAMILY
+        assert entry["family"] == experiment_results.FAMILY
         assert entry["experiment"]["recipe"] == results["recipe"]  # the very same recipe, field by field
-        assert entry["experiment"]["results"] == str(experiment.DEFAULT_RESULTS)
+        assert entry["experiment"]["results"] == str(experiment_results.DEFAULT_RESULTS)
         assert entry["sha256"] == run["sha256"] == sha256_file(tiny_run / entry["file"])
         assert entry["architecture"]["shuffle"] is run["shuffle"] and entry["architecture"]["width"] == 0.5
         assert entry["metrics"]["test_images"] == 200 and run["test_accuracy"] == entry["metrics"]["test_accuracy"]
@@ -106,7 +106,7 @@ def test_resumed_run_gives_the_same_weights_as_an_uninterrupted_one(tmp_path):
     assert first.stat().st_mtime_ns == finished_before  # the finished model is not trained again
     assert f"{PAIR_NAMES[1]}: resuming after epoch 1/2" in messages
     assert not state.exists()
-    reference = experiment.read_results(experiment.results_path(straight))
+    reference = experiment_results.read_results(experiment_results.results_path(straight))
     for name in PAIR_NAMES:
         assert sha256_file(resumed / f"{name}.pt") == sha256_file(straight / f"{name}.pt")
         a = torch.load(resumed / f"{name}.pt", weights_only=True)
@@ -127,7 +127,7 @@ def test_summary_pairs_seeds_and_measures_the_spread():
     runs = [run(3, True, 0, 0.70), run(3, False, 0, 0.66), run(3, True, 1, 0.71), run(3, False, 1, 0.68),
             run(8, True, 0, 0.69), run(8, False, 0, 0.60), run(1, True, 0, 0.65)]
     results = {"runs": {f"r{i}": r for i, r in enumerate(runs)}}
-    summary = experiment.summarize(results)
+    summary = experiment_results.summarize(results)
     assert [c.label for c in summary.configurations] == ["g=3", "g=3 no shuffle", "g=8", "g=8 no shuffle", "g=1"]
     gains = {gain.groups: gain for gain in summary.gains}
     assert sorted(gains) == [3, 8]
@@ -171,11 +171,11 @@ def test_model_trained_without_shuffle_keeps_groups_apart(tiny_run, picture):
 def test_gain_verdict_weighs_every_seed_against_the_spread():
     from shufflenet_viz.figures.experiments import gain_verdict
 
-    clear = experiment.ShuffleGain(3, {0: 0.02, 1: 0.015})
+    clear = experiment_results.ShuffleGain(3, {0: 0.02, 1: 0.015})
     assert "beyond the noise" in gain_verdict(clear, 0.01)
-    mixed = experiment.ShuffleGain(3, {0: 0.004, 1: 0.009})
+    mixed = experiment_results.ShuffleGain(3, {0: 0.004, 1: 0.009})
     assert "cannot tell it from noise" in gain_verdict(mixed, 0.006)
-    assert "does not reproduce" in gain_verdict(experiment.ShuffleGain(8, {0: -0.01}), 0.006)
-    single = gain_verdict(experiment.ShuffleGain(8, {0: 0.0158}), 0.0058)
+    assert "does not reproduce" in gain_verdict(experiment_results.ShuffleGain(8, {0: -0.01}), 0.006)
+    single = gain_verdict(experiment_results.ShuffleGain(8, {0: 0.0158}), 0.0058)
     assert single.startswith("shuffle gain +1.58 points (one seed)") and "this one ran with one seed" in single
     assert "not measured" in gain_verdict(clear, None)

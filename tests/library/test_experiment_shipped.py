@@ -6,19 +6,19 @@ from __future__ import annotations
 import pytest
 
 from conftest import fail_or_skip
-from shufflenet_viz import experiment, flow
+from shufflenet_viz import experiment, experiment_results, flow
 from shufflenet_viz.images import load_image
 from shufflenet_viz.preprocess import preprocess_image
 from shufflenet_viz.weights import WEIGHTS_DIR, load_model, read_manifest, sha256_file
 
-RESULTS = experiment.results_path(WEIGHTS_DIR)
+RESULTS = experiment_results.results_path(WEIGHTS_DIR)
 
 
 @pytest.fixture(scope="module")
 def shipped() -> dict:
     if not RESULTS.exists():
         fail_or_skip(f"no experiment results at {RESULTS}")
-    results = experiment.read_results(RESULTS)
+    results = experiment_results.read_results(RESULTS)
     if not results["runs"]:
         fail_or_skip(f"{RESULTS} holds no finished run yet")
     return results
@@ -28,14 +28,14 @@ def test_every_run_matches_its_manifest_entry_and_file(shipped):
     manifest = read_manifest(WEIGHTS_DIR)
     for name, run in shipped["runs"].items():
         entry = manifest[name]
-        assert entry["family"] == experiment.FAMILY
+        assert entry["family"] == experiment_results.FAMILY
         assert entry["sha256"] == run["sha256"] == sha256_file(WEIGHTS_DIR / entry["file"])
         assert entry["experiment"]["recipe"] == shipped["recipe"]  # one recipe for the whole set
         assert entry["training"]["command"] == shipped["command"]
         assert entry["metrics"]["test_accuracy"] == run["test_accuracy"]
         assert (entry["architecture"]["groups"], entry["architecture"]["shuffle"]) == (run["groups"], run["shuffle"])
         assert len(run["curve"]) == shipped["recipe"]["epochs"] and run["wall_time_s"] > 0
-    strays = {name for name, entry in manifest.items() if entry.get("family") == experiment.FAMILY}
+    strays = {name for name, entry in manifest.items() if entry.get("family") == experiment_results.FAMILY}
     assert strays == set(shipped["runs"])
 
 

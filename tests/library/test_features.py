@@ -10,12 +10,13 @@ import pytest
 import torch
 
 from shufflenet_viz.attributions import has_hooks
-from shufflenet_viz.features import (UNGROUPED, UNIT_POINTS, capture_features, channel_groups, channel_order,
+from shufflenet_viz.features import (UNGROUPED, UNIT_POINTS, capture_features, channel_groups_at, channel_order,
                                      channel_strength, feature_points, forward_hooks, layer_names, point_name,
                                      split_point)
 from shufflenet_viz.figures.features import (FRAME_NAME, LEGEND_GROUPS_PER_ROW, LEGEND_ROW_PIXELS,
                                              feature_grid_figure)
-from shufflenet_viz.model import build_model, channel_shuffle, shuffle_permutation, with_shuffle
+from shufflenet_viz.copies import with_shuffle
+from shufflenet_viz.model import build_model, channel_shuffle, shuffle_permutation
 from shufflenet_viz.preprocess import preprocess_image
 from shufflenet_viz.runtime import configure_torch_threads
 
@@ -126,41 +127,41 @@ def test_hooks_record_only_the_attaching_threads_forward_pass():
 
 def test_channel_groups_follow_the_architecture(cifar_pair):
     g3 = cifar_pair[1].model
-    before = channel_groups(g3, "stage2.unit2.compress_relu")
-    after = channel_groups(g3, "stage2.unit2.shuffle")
+    before = channel_groups_at(g3, "stage2.unit2.compress_relu")
+    after = channel_groups_at(g3, "stage2.unit2.shuffle")
     assert before.origin.tolist() == [0] * 20 + [1] * 20 + [2] * 20  # made by the first 1x1 GConv's groups ...
     # Channel b of group a lands at position 3b + a, which the second 1x1 GConv reads in group (3b + a) // 20.
     assert before.reader.tolist() == [(3 * b + a) // 20 for a in range(3) for b in range(20)]
     assert after.reader.tolist() == before.origin.tolist()  # the second 1x1 GConv reads contiguous groups ...
     assert after.origin.tolist() == [0, 1, 2] * 20  # ... that now hold one channel of every old group
     assert after.source.tolist() == shuffle_permutation(60, 3).tolist() and after.moved
-    depthwise = channel_groups(g3, "stage2.unit2.depthwise_bn")
+    depthwise = channel_groups_at(g3, "stage2.unit2.depthwise_bn")
     assert depthwise.origin.tolist() == after.origin.tolist()  # a depthwise conv keeps channels apart
 
-    first = channel_groups(g3, "stage2.unit1.output")  # 216 branch channels, then the 24 pooled stem channels
+    first = channel_groups_at(g3, "stage2.unit1.output")  # 216 branch channels, then the 24 pooled stem channels
     assert first.origin.tolist() == [0] * 72 + [1] * 72 + [2] * 72 + [UNGROUPED] * 24
     assert first.reader.tolist() == [0] * 80 + [1] * 80 + [2] * 80  # stage2.unit2 reads contiguous thirds
-    stride2 = channel_groups(g3, "stage3.unit1.output")  # 240 branch + 240 pooled stage-2 channels
+    stride2 = channel_groups_at(g3, "stage3.unit1.output")  # 240 branch + 240 pooled stage-2 channels
     assert stride2.origin.tolist() == [0] * 80 + [1] * 80 + [2] * 80 + [0] * 80 + [1] * 80 + [2] * 80
     assert stride2.reader.tolist() == [0] * 160 + [1] * 160 + [2] * 160
     assert stride2.origin[100] == 1 and stride2.reader[100] == 0
-    stem = channel_groups(g3, "stem")
+    stem = channel_groups_at(g3, "stem")
     assert stem.origin.tolist() == stem.reader.tolist() == [UNGROUPED] * 24  # read by a dense 1x1 conv
-    dense = channel_groups(g3, "stage2.unit1.compress_relu")  # stage2.unit1's first conv is not grouped
+    dense = channel_groups_at(g3, "stage2.unit1.compress_relu")  # stage2.unit1's first conv is not grouped
     assert dense.origin.tolist() == [UNGROUPED] * 60 and set(dense.reader.tolist()) == {0, 1, 2}
-    last = channel_groups(g3, "stage4.unit4.output")  # read by the dense classifier
+    last = channel_groups_at(g3, "stage4.unit4.output")  # read by the dense classifier
     assert last.reader.tolist() == [UNGROUPED] * 960
 
-    no_shuffle = channel_groups(with_shuffle(g3, False), "stage2.unit2.shuffle")
+    no_shuffle = channel_groups_at(with_shuffle(g3, False), "stage2.unit2.shuffle")
     assert not no_shuffle.moved and no_shuffle.origin.tolist() == before.origin.tolist()
     g1 = cifar_pair[0].model
-    assert not channel_groups(g1, "stage3.unit3.shuffle").moved
+    assert not channel_groups_at(g1, "stage3.unit3.shuffle").moved
 
 
 def test_group_labels_cover_every_captured_channel(cifar_pair, captured):
     for loaded, features in zip(cifar_pair, captured):
         for point, tensor in features.items():
-            groups = channel_groups(loaded.model, point)
+            groups = channel_groups_at(loaded.model, point)
             assert groups.channels == tensor.shape[1], point
             for labels in (groups.origin, groups.reader):
                 assert set(labels.tolist()) <= {UNGROUPED, *range(loaded.groups)}, point
@@ -189,7 +190,7 @@ def test_point_names_round_trip(cifar_pair):
     with pytest.raises(ValueError):
         split_point("stage2.unit1.relu")
     with pytest.raises(ValueError):
-        channel_groups(model, "stage5.unit1.output")
+        channel_groups_at(model, "stage5.unit1.output")
 
 
 @pytest.mark.parametrize("groups, rows", [(3, 1), (8, 2)])

@@ -1,4 +1,4 @@
-"""flow.py: the shuffle animation's positions, structural connectivity read from real modules, the measured
+"""flow: the shuffle animation's positions, structural connectivity read from real modules, the measured
 channel-to-channel influence (exactly zero across groups without shuffle, everywhere after one shuffle),
 and the shuffle ablation helpers."""
 
@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from shufflenet_viz import flow
-from shufflenet_viz.model import (STAGE_NAMES, ChannelShuffle, build_model, inverse_permutation, shuffle_permutation,
-                                  with_shuffle)
+from shufflenet_viz.copies import with_shuffle
+from shufflenet_viz.model import (STAGE_NAMES, ChannelShuffle, build_model, channel_group_index, inverse_permutation,
+                                  shuffle_permutation)
 from shufflenet_viz.weights import freeze
 
 
@@ -403,7 +404,7 @@ def test_source_groups_follow_the_layout():
     for layout in ("paper", "official"):
         model = build_model(3, 0.5, 1000, layout=layout)
         unit = model.stage3.unit1  # 120 in, 240 out: branch 120, pooled 120
-        labels = flow.unit_source_groups(unit, flow.equal_parts(120, 3), 3)
+        labels = flow.unit_source_groups(unit, channel_group_index(120, 3).numpy(), 3)
         pooled = np.repeat([0, 1, 2], 40)
         expected = np.r_[pooled, pooled] if layout == "official" else np.r_[np.repeat([0, 1, 2], 40), pooled]
         assert np.array_equal(labels, expected)

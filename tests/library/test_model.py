@@ -3,9 +3,9 @@
 import pytest
 import torch
 
+from shufflenet_viz.copies import with_shuffle
 from shufflenet_viz.model import (STAGE_OUT_CHANNELS, STAGE_REPEATS, ChannelShuffle, ShuffleNetConfig, build_model,
-                                  channel_shuffle, count_parameters, inverse_permutation, shuffle_permutation,
-                                  with_shuffle)
+                                  channel_shuffle, count_parameters, inverse_permutation, shuffle_permutation)
 
 # Parameter counts with a 1000-class head (the reference implementations' numbers).
 PAPER_PARAMETERS = {

@@ -13,9 +13,9 @@ from captum.attr import Occlusion
 
 from shufflenet_viz.attributions import (attribute, attribute_groups, black_baseline, describe_groups,
                                          describe_occlusion, occlusion_defaults, occlusion_windows)
-from shufflenet_viz.features import (ORDERINGS, STEM, UNGROUPED, UNIT_POINTS, capture_features, channel_groups,
+from shufflenet_viz.features import (ORDERINGS, STEM, UNGROUPED, UNIT_POINTS, capture_features, channel_groups_at,
                                      channel_order, describe_channel, describe_point_groups, describe_shuffle,
-                                     layer_names, point_module, shuffle_neighbours, split_point, unit_points)
+                                     layer_names, point_module, shuffle_neighbour_points, split_point, unit_points)
 from shufflenet_viz.figures.features import page_count, page_slice
 from shufflenet_viz.model import build_model
 from shufflenet_viz.preprocess import Preprocessing
@@ -91,7 +91,7 @@ def _measured_readers(model, x, point: str) -> list[set[int]]:
         return [{UNGROUPED} if g > 0 else set() for g in grad]
     out_channels = model.get_submodule(reader).out_channels
     per_group = out_channels // groups
-    reached = [set() for _ in range(channel_groups(model, point).channels)]
+    reached = [set() for _ in range(channel_groups_at(model, point).channels)]
     mask = torch.zeros(groups, out_channels, 1, 1)
     for group in range(groups):
         mask[group, group * per_group:(group + 1) * per_group] = 1
@@ -125,7 +125,7 @@ def test_feature_map_colours_every_layer_point_order_and_page(models):
             points = [STEM] if layer == STEM else [f"{layer}.{part}" for part in
                                                    unit_points(model.get_submodule(layer))]
             if layer != STEM:
-                before, after = shuffle_neighbours(model.get_submodule(layer))
+                before, after = shuffle_neighbour_points(model.get_submodule(layer))
                 # The pair is the tensor just before and just after the `shuffle` module, in forward order.
                 assert torch.equal(captured[f"{layer}.{after}"],
                                    model.get_submodule(f"{layer}.shuffle")(captured[f"{layer}.{before}"]))
@@ -141,7 +141,7 @@ def test_feature_map_colours_every_layer_point_order_and_page(models):
                     count = f"{heard[0]}" if len(heard) == 1 else f"{heard[0]} to {heard[-1]}"
                     assert f"reads channels from {count} of the {g} groups" in describe_shuffle(model, layer)
             for point in points:
-                groups = channel_groups(model, point)
+                groups = channel_groups_at(model, point)
                 assert groups.channels == captured[point].shape[1], (name, point)
                 # Reader: the next conv's output groups each channel reaches, measured by gradients.
                 measured = _measured_readers(model, x, point)
@@ -213,8 +213,8 @@ def test_stride2_shortcut_channels_keep_the_group_they_came_from(models):
             finally:
                 branch_zeroed.remove()
             pooled = unit.shortcut(x)
-            groups = channel_groups(model, f"{layer}.output")
-            previous = channel_groups(model, point_name_of(names, layer))
+            groups = channel_groups_at(model, f"{layer}.output")
+            previous = channel_groups_at(model, point_name_of(names, layer))
             flat_out, flat_pooled = out[0].flatten(1), pooled[0].flatten(1)
             for k in range(pooled.shape[1]):  # find where input channel k landed, by its values
                 (position,) = torch.nonzero((flat_out == flat_pooled[k]).all(dim=1)).flatten().tolist()
@@ -318,7 +318,7 @@ def _independent_shares(per_channel: np.ndarray, model, unit: str) -> dict[str, 
         names = layer_names(model)
         previous = names[names.index(unit) - 1]
         origin[block.shortcut_slice()] = (UNGROUPED if previous == STEM
-                                          else channel_groups(model, f"{previous}.output").origin)
+                                          else channel_groups_at(model, f"{previous}.output").origin)
     total = np.abs(per_channel).sum()
     return {label: np.abs(per_channel[origin == k]).sum() / total
             for k, label in [(k, f"group {k + 1}") for k in range(g)] + [(UNGROUPED, "ungrouped")]}

@@ -10,8 +10,9 @@ from shufflenet_viz.figures.unit import node_at, unit_diagram_figure
 from shufflenet_viz.flops import model_report
 from shufflenet_viz.model import build_model
 from shufflenet_viz.preprocess import preprocess_image
-from shufflenet_viz.unit_diagram import (BRANCH, capture_unit_shapes, dense_counterpart, live_unit_diagram,
-                                         stride2_arithmetic)
+from shufflenet_viz.features import capture_features
+from shufflenet_viz.unit_diagram import (BRANCH, capture_unit_shapes, captured_unit_diagram, dense_counterpart,
+                                         live_unit_diagram, shapes_from_features, stride2_arithmetic)
 
 # The module whose output each node shows (compress_bn stands for BN + ReLU; merge for the unit's output).
 NODE_MODULE = {"compress_bn": "compress_relu", "merge": None}
@@ -160,3 +161,16 @@ def test_every_feature_point_has_its_node():
         assert diagrams[unit_name].node(key).point == point
     with pytest.raises(ValueError, match="no point inside a unit"):
         node_of_point("stem")
+
+
+@pytest.mark.parametrize("layout, groups", [("paper", 3), ("official", 8), ("paper", 1)])
+def test_diagram_from_captured_features_equals_the_live_diagram(layout, groups):
+    """The unit page draws its diagram from the activations captured once per picture: the same shapes as the
+    unit's own hooks and the same diagram as a forward pass of its own, for every unit of both layouts."""
+    model = build_model(groups, 0.5, 10, layout=layout).eval()
+    x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    features = capture_features(model, x)
+    for unit_name in model.unit_names():
+        assert shapes_from_features(model, unit_name, features) == capture_unit_shapes(model, unit_name, x), unit_name
+        assert captured_unit_diagram(model, unit_name, features, 64) == live_unit_diagram(model, unit_name, x), \
+            unit_name

@@ -22,7 +22,8 @@ from shufflenet_viz.attributions import attribute, attribute_groups, has_hooks
 from shufflenet_viz.features import capture_features
 from shufflenet_viz.images import LoadedImage, load_image
 from shufflenet_viz.inference import classify
-from shufflenet_viz.model import ChannelShuffle, with_shuffle
+from shufflenet_viz.copies import with_shuffle
+from shufflenet_viz.model import ChannelShuffle
 from shufflenet_viz.preprocess import preprocess_image
 from shufflenet_viz.runtime import SERVING_THREADS, configure_torch_threads
 from shufflenet_viz.weights import LoadedModel

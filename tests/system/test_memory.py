@@ -16,22 +16,27 @@ import numpy as np
 import psutil
 from PIL import Image
 
-import ui
+from ui.state import IMAGE_KEY, MODEL_KEYS
 
 ROOT = Path(__file__).resolve().parents[2]
 UPLOADS = 200
 WARM_UP = 20
 WINDOW = 20  # uploads whose median resident memory is compared: the ones after warm-up, and the last ones
 ALLOWED_GROWTH_MB = 100
-# The one cache without a bound: the model loader, called with the weights folders only (one entry per process).
-UNBOUNDED_ALLOWED = {("ui.py", "_load_all")}
+# The one cache without a bound: the model loader, called with the weights folders only (one entry per process),
+# by function name wherever in ui/ it lives.
+UNBOUNDED_ALLOWED = {"_load_all"}
 CACHE_DECORATORS = ("cache_data", "cache_resource")
 LIBC = ctypes.CDLL(ctypes.util.find_library("c")) if ctypes.util.find_library("c") else None
 
 
 def streamlit_sources() -> list[Path]:
-    """The files that may declare Streamlit caches: the shared helper modules and every page."""
-    return [ROOT / "ui.py", *sorted(ROOT.glob("ui_*.py")), *sorted((ROOT / "pages").glob("*.py"))]
+    """The files that may declare Streamlit caches: the Streamlit layer's modules (ui/) and every page."""
+    return [*sorted((ROOT / "ui").rglob("*.py")), *sorted((ROOT / "pages").glob("*.py"))]
+
+
+def relative(path: Path) -> str:
+    return path.relative_to(ROOT).as_posix()
 
 
 def cache_declarations(path: Path) -> list[tuple[str, str, dict]]:
@@ -56,27 +61,30 @@ def test_every_streamlit_cache_has_max_entries():
         declarations = cache_declarations(path)
         # Every mention of st.cache_data / st.cache_resource is a decorator the parser saw (no hidden st.cache_x(f)).
         mentions = len(re.findall(r"\bst\.(?:cache_data|cache_resource)\b(?!\.clear)", source))
-        assert mentions == len(declarations), f"{path.name}: a cache is created other than as a decorator"
+        assert mentions == len(declarations), f"{relative(path)}: a cache is created other than as a decorator"
         for function, decorator, keywords in declarations:
             declared += 1
             bound = keywords.get("max_entries")
-            if (path.name, function) in UNBOUNDED_ALLOWED:
+            if function in UNBOUNDED_ALLOWED:
                 continue
             if bound is None or bound == "None":
-                unbounded.append(f"{path.name}: {function} (@st.{decorator} without max_entries)")
+                unbounded.append(f"{relative(path)}: {function} (@st.{decorator} without max_entries)")
             else:
                 assert re.fullmatch(r"\d+", bound) and 1 <= int(bound) <= 256, \
-                    f"{path.name}: {function} max_entries={bound} (expected a whole number from 1 to 256)"
-    assert declared >= 3, "expected the model loader and the per-picture caches of ui.py and the pages"
+                    f"{relative(path)}: {function} max_entries={bound} (expected a whole number from 1 to 256)"
+    assert declared >= 3, "expected the model loader and the per-picture caches of ui/ and the pages"
     assert unbounded == [], "unbounded caches: " + "; ".join(unbounded)
 
 
 def test_the_model_loader_is_the_only_unbounded_cache_and_takes_one_key():
-    declarations = {name: (decorator, keywords) for name, decorator, keywords in cache_declarations(ROOT / "ui.py")}
-    decorator, keywords = declarations["_load_all"]
+    (loader_name,) = UNBOUNDED_ALLOWED
+    found = [(path, decorator, keywords) for path in streamlit_sources()
+             for name, decorator, keywords in cache_declarations(path) if name == loader_name]
+    assert len(found) == 1, f"{loader_name} is a cache {len(found)} times: {[relative(p) for p, *_ in found]}"
+    path, decorator, keywords = found[0]
     assert decorator == "cache_resource" and "max_entries" not in keywords
-    loader = next(node for node in ast.walk(ast.parse((ROOT / "ui.py").read_text()))
-                  if isinstance(node, ast.FunctionDef) and node.name == "_load_all")
+    loader = next(node for node in ast.walk(ast.parse(path.read_text()))
+                  if isinstance(node, ast.FunctionDef) and node.name == loader_name)
     assert [a.arg for a in loader.args.args] == ["weights_dirs"]
 
 
@@ -111,14 +119,14 @@ def test_200_uploads_through_every_page_keep_memory_bounded(with_imagenet, app_t
     assert "pages/classify.py" in pages
     at = app_test()
     assert not at.exception
-    assert at.session_state[ui.MODEL_KEYS[0]].startswith("imagenet_")  # the largest inputs and feature maps
+    assert at.session_state[MODEL_KEYS[0]].startswith("imagenet_")  # the largest inputs and feature maps
     resident = []
     for index in range(UPLOADS):
         page = pages[index % len(pages)]
         at.switch_page(page)
         upload_picture(at, f"upload{index}.png", picture(index), "image/png")
         assert not at.exception, f"upload {index} on {page}: {[e.value for e in at.exception]}"
-        assert at.session_state["lens_image"].name == f"upload{index}.png"
+        assert at.session_state[IMAGE_KEY].name == f"upload{index}.png"
         resident.append(resident_mb())
     after_warm_up = float(np.median(resident[WARM_UP:WARM_UP + WINDOW]))
     at_end = float(np.median(resident[-WINDOW:]))
