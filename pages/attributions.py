@@ -6,7 +6,7 @@ import streamlit as st
 import ui
 from ui import attributions as ui_attributions
 from ui.url import bound_choice, bound_flag, bound_number
-from shufflenet_viz.attributions import METHODS
+from shufflenet_viz.attributions import METHODS, colour_legend
 
 ui.ensure_shell()
 
@@ -30,9 +30,8 @@ pair = ui.model_pair()
 left, right = pair
 
 st.title("Attributions")
-st.markdown("Which input pixels raise or lower a class score, by five methods, for both models with the same "
-            "method and class. Orange: pixels that speak **for** the class, blue: **against** it; "
-            "transparent: no effect.")
+st.markdown("Which input pixels a class score rests on, by five methods, for both models with the same method "
+            "and class.")
 
 # Small inputs open with Integrated Gradients (a fraction of a second per model); at 224x224 its 50 gradient steps
 # take a second or more per model, so the page opens with Saliency (one gradient) and IG is one choice away.
@@ -61,6 +60,7 @@ with target_column:
         st.caption("The two models share no class, so each explains its own prediction.")
     opacity = bound_number(st.slider, "Opacity of the attribution", 0.0, 1.0, key="opacity", default=0.7, step=0.05)
 
+st.markdown(colour_legend(method, options))
 for side, loaded in ui.side_by_side(pair):
     ui_attributions.explain(loaded, current, method, options, chosen_class, opacity, side)
 

@@ -7,7 +7,8 @@ import ui
 from ui import cost as cost_ui
 from ui import flops as flops_ui
 from ui.url import bound_number
-from shufflenet_viz.cost import ARCHITECTURES, LIMIT, network_mflops, setting_problem, unit_macs
+from shufflenet_viz.cost import (ARCHITECTURES, LIMIT, dominance_caption, format_macs, network_mflops,
+                                 setting_problem, unit_macs, widths_against_table1)
 from shufflenet_viz.model import GROUPS
 from shufflenet_viz.paper import TABLE1_MFLOPS
 
@@ -49,7 +50,7 @@ else:
     macs = unit_macs(**values)
     cells = st.columns(3)
     for cell, (name, words) in zip(cells, ARCHITECTURES.items()):
-        cell.metric(words.split(":")[0], f"{macs[name] / 1e6:,.3f} M",
+        cell.metric(words.split(":")[0], format_macs(macs[name]),
                     f"{macs[name] / macs['resnet']:.1%} of ResNet" if name != "resnet" else None,
                     delta_color="off", delta_arrow="off")
     ui.show(cost_ui.unit_cost_figure(*values.values(), tuple(macs.items())), "cost_formulas",
@@ -60,16 +61,14 @@ else:
         st.success(f"These are the numbers of the {same[0]}: `flops.py` (the FLOPs page) counts "
                    f"{counted.flops_macs:,} multiply-adds for it, and the ShuffleNet formula gives "
                    f"{macs['shufflenet']:,.0f}.")
-    st.caption(f"With m = c/4 the 1x1 convolutions cost 2cm/g = {2 * values['c'] * values['m'] / values['g']:,.0f} "
-               f"and the depthwise conv 9m = {9 * values['m']:,} per pixel: the 1x1 convolutions dominate, which is "
-               f"why ShuffleNet groups them, and the channel shuffle keeps the groups talking.")
+    st.caption(dominance_caption(values["c"], values["m"], values["g"]))
 
 st.header("What the savings buy: wider layers (Table 1)")
 budget, rows = cost_ui.widths()
 st.markdown(f"Fix the budget at one Stage 2 unit of the g=1 network (144 channels on 28x28: "
             f"{budget / 1e6:.2f} M multiply-adds). Solving `hw(c²/(2g) + 9c/4) = budget` for each g, and "
-            f"rounding down so the bottleneck c/4 splits into g groups, gives exactly Table 1's Stage 2 widths; "
-            f"each later stage halves h and w and doubles the channels.")
+            f"rounding down so the bottleneck c/4 splits into g groups, and doubling the channels in each later "
+            f"stage (which halves h and w), gives {widths_against_table1(rows)}.")
 ui.show(cost_ui.widths_figure(), "cost_widths", download="affordable_widths")
 st.dataframe([{"g": row.groups, "c that spends the budget": round(row.exact, 1), "affordable width": row.affordable,
                "stage widths": " / ".join(map(str, row.stage_widths)),

@@ -7,17 +7,13 @@ import ui
 from ui import experiments as ui_experiments
 from ui.display import show
 from ui.url import bound_flag
+from shufflenet_viz.experiment_results import CONFIDENCE
 from shufflenet_viz.figures.experiments import (comparison_rows, cost_note, describe_configuration, gain_rows,
-                                                gain_verdict)
+                                                gain_verdict, introduction, noise_note)
 
 ui.ensure_shell()
 
 st.title("Does the shuffle help? Tables 2 and 3, rerun")
-st.markdown("The paper's claims about the shuffle are experiments, not demonstrations: at the same budget more "
-            "groups give lower error (Table 2), and a network **trained** without shuffle is worse than the same "
-            "network trained with it (Table 3). This page shows the same comparisons rerun here on CIFAR-10: "
-            "ShuffleNet 0.5x, every model trained with one recipe, and two seeds of the g=3 pair so that the "
-            "noise is measured rather than guessed.")
 
 data = ui_experiments.results()
 if data is None:
@@ -39,6 +35,7 @@ if missing:
 
 summary, error_fig, gain_fig, curves_fig = ui_experiments.figures(str(path), path.stat().st_mtime)
 paper = data.get("paper", {})
+st.markdown(introduction(summary))
 st.caption(f"{data.get('train_images', 0):,} training images, {data.get('test_images', 0):,} test images, "
            f"{recipe.get('epochs')} epochs at {recipe.get('size')}x{recipe.get('size')}, width "
            f"{recipe.get('width')}x, batch {recipe.get('batch_size')}. Paper: Zhang et al. 2017, "
@@ -59,17 +56,19 @@ st.caption("Multiply-adds as the paper counts them (convolutions and classifier,
 
 st.header("The shuffle gain, against the noise")
 show(gain_fig, "experiments_gain")
-st.dataframe(gain_rows(summary, paper), hide_index=True, column_config={
-    "groups": "g", "gain_points_mean": st.column_config.NumberColumn("gain (points, mean)", format="%+.2f"),
-    "gain_points_by_seed": "gain by seed (points)",
-    "seed_spread_points": st.column_config.NumberColumn("largest seed spread (points)", format="%.2f"),
+points = {"format": "%+.2f"}
+st.dataframe(gain_rows(summary), hide_index=True, column_config={
+    "groups": "g", "seeds": "seeds", "gain_points_by_seed": "gain by seed (points)",
+    "gain_points_mean": st.column_config.NumberColumn("gain (points, mean)", **points),
+    "interval_low_points": st.column_config.NumberColumn(f"{CONFIDENCE:.0%} interval from", **points),
+    "interval_high_points": st.column_config.NumberColumn(f"{CONFIDENCE:.0%} interval to", **points),
     "paper_gain_points": st.column_config.NumberColumn("paper's gain (points)", format="%.1f")})
-spread = summary.largest_seed_spread
 for gain in summary.gains:
-    st.markdown(f"- **g={gain.groups}**: {gain_verdict(gain, spread)}.")
+    st.markdown(f"- **g={gain.groups}**: {gain_verdict(gain)}.")
 st.caption("Gain = test accuracy trained with shuffle minus trained without, for the same seed: both start from "
-           "the same weights and see the same batches, so the pair differs only in the shuffle. The seed spread "
-           "is the largest difference between two seeds of one configuration.")
+           "the same weights and see the same batches, so the pair differs only in the shuffle. The interval is "
+           "Student's t over the seeds' paired gains; the paper's gain is Table 3's error without shuffle minus "
+           "with it, on ImageNet, for the same width and g.")
 
 st.header("Training curves")
 show(curves_fig, "experiments_curves")
@@ -95,15 +94,14 @@ st.header("What these numbers do and do not show")
 best = max(summary.configurations, key=lambda c: c.mean_accuracy)
 st.markdown(
     f"- **Shown:** with this recipe, on this data, these configurations reach the accuracies above; "
-    f"the best is {describe_configuration(best)}. Accuracies, gains and the seed spread are measured on "
+    f"the best is {describe_configuration(best)}. Accuracies and gains are measured on "
     f"{data.get('test_images', 0):,} CIFAR-10 test images.\n"
     f"- **Not shown:** the paper's ImageNet numbers. CIFAR-10 has 10 classes and 32x32 pictures "
     f"(trained here at {recipe.get('size')}x{recipe.get('size')}), so the last stage sees very few pixels; "
     f"{data.get('train_images', 0):,} training images and {recipe.get('epochs')} epochs make a short schedule: "
     "the models are far from converged, and differences between configurations can shrink, grow or reverse "
     "with longer training.\n"
-    "- **Noise:** two seeds give one spread per configuration, a rough yardstick, not a confidence interval. "
-    "A gain smaller than the spread says nothing either way.\n"
+    f"- **Noise:** {noise_note(summary)}\n"
     f"- **Cost:** {cost_note(summary, data.get('planning', {}))}")
 
 with bound_flag(st.expander, "The recipe and how it was chosen", key="recipe", on_change="rerun") as recipe_card:

@@ -10,7 +10,6 @@ from ui.display import show
 from ui.url import bound_choice
 from shufflenet_viz import flow
 from shufflenet_viz.model import STAGE_NAMES
-from shufflenet_viz.paper import TABLE3
 
 ui.ensure_shell()
 
@@ -109,10 +108,4 @@ answer[1].metric("Shuffle off: prediction", without_result.predicted_class,
 show(ui_flow.ablation_figure(grouped.name, current.sha256, current.image), "flow_ablation_top5")
 
 ui_flow.stored_accuracy(grouped)
-paper = TABLE3[(1.0, 3)]
-st.markdown(f"**Read these numbers honestly.** The g={g} model was trained *with* the shuffle; switching it off at "
-            f"test time hands every later layer channels in an order it never saw, so the drop measures the "
-            f"scrambling as much as the lost cross-group flow. The paper trained each variant on its own, and its "
-            f"no-shuffle network, which learned to live without the exchange, was "
-            f"{paper.error_without_shuffle - paper.error_with_shuffle:.1f} points worse "
-            f"({paper.error_without_shuffle:.1f}% vs {paper.error_with_shuffle:.1f}% top-1 error on ImageNet).")
+st.markdown(flow.shuffle_off_reading(grouped.model.config.width, g))

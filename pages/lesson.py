@@ -9,7 +9,10 @@ from ui import lesson as lesson_ui
 from ui import shuffle as shuffle_ui
 from ui import unit as unit_ui
 from ui import url as ui_url
+from shufflenet_viz import flow
+from shufflenet_viz.cost import affordable_widths_sentence
 from shufflenet_viz.paper import TABLE1_MFLOPS
+from shufflenet_viz.unit_diagram import figure2_name, unit_lesson_text, unit_of
 
 ui.ensure_shell()
 
@@ -57,18 +60,17 @@ def step_4() -> None:
         lesson_ui.animation_exports(channels, 3, "lesson_export")
     else:
         ui.show(figure, "lesson_figure1", download="lesson_4_figure1", **lesson_ui.fit())
-    st.markdown(f"Reshape to g x C/g, transpose, flatten: no arithmetic at all. After one shuffle every group "
-                f"hears every group: {stacks[1].outputs_hearing_every_group} of {stacks[1].channels} output "
-                f"channels, against {stacks[0].outputs_hearing_every_group} without.")
+    st.markdown(f"Reshape to g x C/g, transpose, flatten: no arithmetic at all. {flow.toy_shuffle_sentence(*stacks)}")
 
 
 def step_5(current) -> None:
-    """The unit of the right-hand model on the picture (Figure 2b)."""
+    """The unit of the right-hand model on the picture (Figure 2b, in this model's order)."""
     loaded = ui.model_pair()[1]
     unit = "stage2.unit2"
-    title = f"{loaded.label}, {unit}: the paper's Figure 2b"
+    title = f"{loaded.label}, {unit}: {figure2_name(unit_of(loaded.model, unit))}"
     ui.show(unit_ui.diagram_figure(loaded.name, current.sha256, unit, "live", "shuffle", title, current.image,
                                    compact=True), "lesson_unit", download="lesson_5_unit", **lesson_ui.fit())
+    st.markdown(unit_lesson_text(unit_of(loaded.model, unit)))
     st.page_link("pages/unit.py", label="Open the unit page: click any box for its feature maps",
                  icon=":material/account_tree:", query_params=unit_ui.link_to_unit(loaded.name, unit))
 
@@ -77,11 +79,9 @@ def step_6() -> None:
     """The widths a fixed budget affords for each g (Table 1)."""
     _, rows = cost_ui.widths()
     ui.show(cost_ui.widths_figure(), "lesson_widths", download="lesson_6_widths", **lesson_ui.fit())
-    st.markdown("At the budget of the g=1 unit, larger g affords more channels: "
-                + ", ".join(f"g={row.groups}: **{row.affordable}**" for row in rows)
-                + ", Table 1's widths. The whole network stays near 140 MFLOPs (Table 1: "
-                + ", ".join(f"{TABLE1_MFLOPS[row.groups]}" for row in rows) + " for g = 1, 2, 3, 4, 8; the FLOPs "
-                "page recounts them).")
+    st.markdown(affordable_widths_sentence(rows) + " The whole network stays near 140 MFLOPs (Table 1: "
+                + ", ".join(f"{TABLE1_MFLOPS[row.groups]}" for row in rows) + " for g = "
+                + ", ".join(str(row.groups) for row in rows) + "; the FLOPs page recounts them).")
 
 
 def step_7(current) -> None:
@@ -92,8 +92,7 @@ def step_7(current) -> None:
         st.subheader(f"{loaded.label}: {name} ({probability:.0%})")
         ui.show(ui.top_k_figure(loaded.name, current.sha256, side, current.image), f"lesson_top_k_{side}",
                 download=f"lesson_7_top5_{side}", **lesson_ui.fit())
-    st.caption("The comparison is the one chosen in the sidebar: with the ImageNet models installed, g=3 vs g=8 "
-               "(official 0.5x); otherwise the CIFAR-10 g=1 vs g=3 pair trained here.")
+    st.caption(f"The comparison is the pair chosen in the sidebar: {pair[0].label} against {pair[1].label}.")
 
 
 current = ui.require_image()

@@ -7,8 +7,8 @@ import ui
 from ui import unit as unit_ui
 from ui.url import bound_choice
 from shufflenet_viz.figures.unit import PANEL_NAMES, node_at
-from shufflenet_viz.model import BOTTLENECK_RATIO
-from shufflenet_viz.unit_diagram import format_count, stride2_arithmetic
+from shufflenet_viz.cost import format_count
+from shufflenet_viz.unit_diagram import shuffle_place_sentence, stride2_arithmetic, unit_of
 
 ui.ensure_shell()
 
@@ -61,11 +61,7 @@ with diagram_area:
     totals[1].metric("(a) without groups or shuffle", f"{format_count(dense.macs)} MACs",
                      f"{format_count(dense.params)} parameters", delta_color="off", delta_arrow="off")
     totals[2].metric("Multiply-adds saved by groups", f"{1 - live.macs / dense.macs:.0%}")
-    where = "after the first 1x1 GConv, as the paper draws it" if loaded.model.config.unit_layout.shuffle_after == \
-        "compress" else "after the 3x3 depthwise conv (the official code): the depthwise conv keeps every channel " \
-                        "apart, so shuffling before or after it connects the same groups of the next 1x1 GConv"
-    st.caption(f"This model shuffles {where}." if live.groups > 1 else
-               "With g=1 the 1x1 convolutions are dense, so the shuffle moves nothing (drawn dashed).")
+    st.caption(shuffle_place_sentence(unit_of(loaded.model, unit_name)))
 
 figure, tiles, count = unit_ui.node_feature_figure(loaded.name, current.sha256, node,
                                                    f"{unit_name}, {node.title}: {node.shape_text}", current.image)
@@ -79,7 +75,4 @@ first = f"{unit_name.split('.')[0]}.unit1"
 example = stride2_arithmetic(loaded.model, first)
 st.header(f"The stride-2 unit in numbers: {first}")
 st.markdown("\n".join(f"{i}. {line}" for i, line in enumerate(example.lines(), start=1)))
-st.caption(f"The paper sets the bottleneck to a quarter of \u201cthe output channels\u201d; the published code of "
-           f"both pretrained families (and this model) takes a quarter of the whole unit's output, "
-           f"{example.out_channels}/{BOTTLENECK_RATIO} = {example.bottleneck_channels}, not of the branch's "
-           f"{example.branch_channels} ({example.branch_channels / BOTTLENECK_RATIO:g}).")
+st.caption(example.bottleneck_note())

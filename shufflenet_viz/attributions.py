@@ -307,11 +307,38 @@ def attribute(model: nn.Module, x: torch.Tensor, method: str, target: int | None
     started = time.perf_counter()
     run = {"integrated_gradients": _integrated_gradients, "saliency": _saliency, "smoothgrad": _smoothgrad,
            "gradcam": _gradcam, "occlusion": _occlusion}[method]
-    values, summary, signed, delta, extras = run(model, x, target, options, progress, should_stop)
+    values, summary, delta, extras = run(model, x, target, options, progress, should_stop)
     if progress is not None:
         progress(1.0)
-    return Attribution(method, target, values, summary, signed, options, time.perf_counter() - started,
-                       delta, extras)
+    return Attribution(method, target, values, summary, carries_sign(method, options), options,
+                       time.perf_counter() - started, delta, extras)
+
+
+def carries_sign(method: str, options: dict | None = None) -> bool:
+    """Whether `method` with these options (the rest at their defaults) gives values of both signs: Saliency is
+    the size of a gradient, SmoothGrad over Saliency an average of such sizes, and Grad-CAM with its ReLU keeps
+    only the positive part."""
+    options = {**DEFAULT_OPTIONS[method], **(options or {})}
+    if method == "saliency":
+        return False
+    if method == "smoothgrad":
+        return options["base"] != "saliency"
+    if method == "gradcam":
+        return not options["relu"]
+    return True
+
+
+def colour_legend(method: str, options: dict | None = None) -> str:
+    """What the overlay's colours mean for `method` with these options: for and against the class where the
+    method carries a sign, a size without direction where it does not."""
+    if carries_sign(method, options):
+        return "Orange: pixels that speak **for** the class, blue: **against** it; transparent: no effect."
+    if method == "gradcam":
+        return ("Grad-CAM carries no sign here: its ReLU keeps only the positive part, so orange marks where the "
+                "unit saw evidence **for** the class and transparent marks none; there is no blue.")
+    source = "Saliency" if method == "saliency" else "SmoothGrad over Saliency"
+    return (f"{source} carries no sign: it is the size of the gradient, so orange marks where a small change would "
+            "move the score most, in either direction, and transparent marks no effect; there is no blue.")
 
 
 def _batch_size(option: int | None, x: torch.Tensor, count: int) -> int:
@@ -334,13 +361,13 @@ def _integrated_gradients(model, x, target, options, progress, should_stop):
             internal_batch_size=_batch_size(options["internal_batch_size"], x, steps),
             return_convergence_delta=True)
     values = _as_numpy(attributions)
-    return values, values.sum(axis=0), True, float(delta.sum()), {}
+    return values, values.sum(axis=0), float(delta.sum()), {}
 
 
 def _saliency(model, x, target, options, progress, should_stop):
     meter = _MeteredForward(model, 1, progress, should_stop)
     values = _as_numpy(Saliency(meter).attribute(x.requires_grad_(), target=target, abs=True))
-    return values, values.sum(axis=0), False, None, {}
+    return values, values.sum(axis=0), None, {}
 
 
 def _smoothgrad(model, x, target, options, progress, should_stop):
@@ -363,7 +390,7 @@ def _smoothgrad(model, x, target, options, progress, should_stop):
                                             nt_samples_batch_size=1, target=target, n_steps=steps,
                                             internal_batch_size=_batch_size(options["internal_batch_size"], x, steps))
     values = _as_numpy(attributions)
-    return values, values.sum(axis=0), base != "saliency", None, {}
+    return values, values.sum(axis=0), None, {}
 
 
 def _gradcam(model, x, target, options, progress, should_stop):
@@ -373,7 +400,7 @@ def _gradcam(model, x, target, options, progress, should_stop):
             x, target=target, relu_attributions=options["relu"])
     upsampled = LayerAttribution.interpolate(cam, tuple(x.shape[-2:]), interpolate_mode="bilinear")
     values = upsampled.detach()[0, 0].double().numpy()
-    return values, values, not options["relu"], None, {"unit_map": cam.detach()[0, 0].double().numpy()}
+    return values, values, None, {"unit_map": cam.detach()[0, 0].double().numpy()}
 
 
 def occlusion_windows(size: int, window: int, stride: int) -> int:
@@ -405,7 +432,7 @@ def _occlusion(model, x, target, options, progress, should_stop):
             baselines=_baseline(options["baseline"], x), perturbations_per_eval=options["windows_per_batch"])
     values = _as_numpy(attributions)
     # The window covers all three colour channels, so each channel holds the same score drop.
-    return values, values[0], True, None, {"windows": windows, "evaluations": meter.done}
+    return values, values[0], None, {"windows": windows, "evaluations": meter.done}
 
 
 def attribute_groups(model: nn.Module, x: torch.Tensor, unit: str, target: int | None = None,

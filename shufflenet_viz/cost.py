@@ -50,6 +50,46 @@ def unit_macs(c: int, m: int, g: int, h: int, w: int) -> dict[str, float]:
             "shufflenet": shufflenet_macs(c, m, g, h, w)}
 
 
+def format_count(value: float, million_digits: int = 2) -> str:
+    """A count as a teacher reads it aloud, in the unit that reads right at its size: 208, 45.2 k, 1.23 M
+    (`million_digits` after the point in millions)."""
+    if value >= 1_000_000:
+        return f"{value / 1e6:,.{million_digits}f} M"
+    if value >= 10_000:
+        return f"{value / 1e3:,.1f} k"
+    return f"{value:,.0f}"
+
+
+def format_macs(value: float) -> str:
+    """Multiply-adds of the cost formulas: 208, 45.2 k, 3.174 M (three decimals in millions, so that the
+    architectures compared at one setting differ visibly)."""
+    return format_count(value, million_digits=3)
+
+
+def pointwise_and_depthwise(c: int, m: int, g: int) -> tuple[int, int]:
+    """Multiply-adds per pixel of a ShuffleNet unit's two 1x1 group convs together (2cm/g) and of its 3x3
+    depthwise conv (9m), for a setting whose c and m split into g groups."""
+    return 2 * c * m // g, 9 * m
+
+
+def dominance_caption(c: int, m: int, g: int) -> str:
+    """Which part of a ShuffleNet unit costs more per pixel at this setting, each clause chosen by the numbers:
+    the bottleneck ratio when it is the paper's, and the side that dominates."""
+    pointwise, depthwise = pointwise_and_depthwise(c, m, g)
+    premise = f"With m = c/{BOTTLENECK_RATIO}" if m * BOTTLENECK_RATIO == c else f"With c = {c} and m = {m}"
+    costs = (f"{premise} the 1x1 convolutions cost 2cm/g = {pointwise:,} multiply-adds per pixel and the depthwise "
+             f"conv 9m = {depthwise:,}")
+    # 2cm/g against 9m: m cancels, so the 1x1 convolutions cost more exactly when c > 4.5g, whatever m is.
+    rule = f"the 1x1 convolutions cost more exactly when 2c/g > 9, that is c > 4.5g (here 4.5g = {4.5 * g:g})"
+    if pointwise > depthwise:
+        verb = "dominate" if pointwise >= 2 * depthwise else "cost more"
+        return (f"{costs}: the 1x1 convolutions {verb} ({pointwise / depthwise:.1f} times the depthwise conv), "
+                f"which is why ShuffleNet groups them, and the channel shuffle keeps the groups talking.")
+    if pointwise == depthwise:
+        return f"{costs}: the two cost the same here; {rule}."
+    return f"{costs}: here the depthwise conv costs more; {rule}."
+
+
 def setting_problem(c: int, m: int, g: int, h: int, w: int) -> str | None:
     """Why this setting describes no real unit (None when it does)."""
     for name, value in (("c", c), ("m", m), ("g", g), ("h", h), ("w", w)):
@@ -107,6 +147,27 @@ def affordable_widths(budget_channels: int = STAGE_OUT_CHANNELS[1][0],
         rows.append(WidthRow(g, exact, affordable, tuple(affordable * 2 ** i for i in range(len(STAGE_NAMES))),
                              STAGE_OUT_CHANNELS[g]))
     return budget, rows
+
+
+def widths_against_table1(rows: list[WidthRow]) -> str:
+    """How the widths a budget affords compare with Table 1's, as computed: 'exactly Table 1's widths' or the
+    groups where they differ."""
+    differ = [row for row in rows if not row.matches_table1]
+    if not differ:
+        return "exactly Table 1's widths"
+    return ("not Table 1's widths: " if len(differ) == len(rows) else "Table 1's widths except ") + ", ".join(
+        f"g={row.groups} ({' / '.join(map(str, row.stage_widths))} against "
+        f"{' / '.join(map(str, row.table1))})" for row in differ)
+
+
+def affordable_widths_sentence(rows: list[WidthRow]) -> str:
+    """The Lesson's sentence on the widths the g=1 unit's budget affords, each clause chosen by the rows."""
+    widths = [row.affordable for row in rows]
+    trend = "larger g affords more channels" if all(a < b for a, b in zip(widths, widths[1:])) else \
+        "the groups afford these widths"
+    listed = ", ".join(f"g={row.groups}: **{row.affordable}**" for row in rows)
+    return f"At the budget of the g=1 unit, {trend}: {listed}; with each later stage doubled, " \
+           f"{widths_against_table1(rows)}."
 
 
 def network_mflops(g: int, report: FlopReport | None = None) -> float:

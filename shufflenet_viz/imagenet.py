@@ -60,6 +60,7 @@ class ImageNetCheckpoint:
     reported: str  # what was reported, and where
     licence: str
     homepage: str
+    size_bytes: int | None = None  # the published file's size where it is pinned; None where only the cap is known
 
     @property
     def layout(self) -> str:
@@ -86,7 +87,7 @@ def _official(groups: int, sha256: str, size: int, top1_error: float) -> ImageNe
         sha1=None, top1_error_percent=top1_error, top5_error_percent=None,
         reported=f"ImageNet-1k top-1 error {top1_error}% (single 224x224 centre crop), reported in the README of "
                  f"megvii-model/ShuffleNet-Series, ShuffleNetV1",
-        licence="MIT (megvii-model/ShuffleNet-Series)", homepage=_MEGVII_HOME)
+        licence="MIT (megvii-model/ShuffleNet-Series)", homepage=_MEGVII_HOME, size_bytes=size)
 
 
 def _osmr(groups: int, width: float, tag: str, error: str, sha1: str, sha256: str | None = None,
@@ -115,6 +116,22 @@ CATALOGUE: dict[str, ImageNetCheckpoint] = {c.name: c for c in (
 )}
 # What the sidebar offers with one button: the official pair, and osmr's model that the shared mirror holds.
 RECOMMENDED: tuple[str, ...] = ("imagenet_official_g3_w0.5", "imagenet_official_g8_w0.5", "imagenet_osmr_g3_w0.25")
+
+
+def download_size_text(checkpoints: list[ImageNetCheckpoint]) -> str:
+    """How much downloading these checkpoints takes: the published sizes where the catalogue pins them, the
+    download cap ("at most") where it does not."""
+    known = [c for c in checkpoints if c.size_bytes is not None]
+    capped = [c for c in checkpoints if c.size_bytes is None]
+    parts = []
+    if known:
+        parts.append(", ".join(f"{c.size_bytes / 1e6:.1f} MB for {c.label}" for c in known)
+                     + (f" ({sum(c.size_bytes for c in known) / 1e6:.1f} MB together)" if len(known) > 1 else ""))
+    if capped:
+        names = ", ".join(c.label for c in capped)
+        parts.append(f"at most {sum(c.max_bytes for c in capped) / 1e6:.0f} MB for {names}, whose size the catalogue "
+                     "does not pin (the download cap)")
+    return "Download: " + "; ".join(parts)
 
 
 def find_checkpoint(groups: int, width: float, source: str | None = None) -> ImageNetCheckpoint:

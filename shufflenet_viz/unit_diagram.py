@@ -112,15 +112,6 @@ class UnitDiagram:
         return branch.index("shuffle") if "shuffle" in branch else None
 
 
-def format_count(value: int) -> str:
-    """A count as a teacher reads it aloud: 720, 45.6 k, 1.23 M."""
-    if value >= 1_000_000:
-        return f"{value / 1e6:.2f} M"
-    if value >= 10_000:
-        return f"{value / 1e3:.1f} k"
-    return f"{value:,}"
-
-
 def unit_of(model: ShuffleNetV1, unit_name: str) -> ShuffleUnit:
     """The unit of `model` named like `stage2.unit1`."""
     unit = dict(model.named_modules()).get(unit_name)
@@ -318,11 +309,31 @@ class Stride2Arithmetic:
             f"The 3x3 average-pooled shortcut keeps the {self.in_channels} input channels: "
             f"{self.shortcut_channels} of the output.",
             f"So the branch makes {self.out_channels} - {self.shortcut_channels} = {self.branch_channels} channels "
-            f"(its last 1x1 GConv, {self.groups} groups).",
-            f"The bottleneck is the unit's output / {BOTTLENECK_RATIO} = {self.out_channels} / {BOTTLENECK_RATIO} "
-            f"= {self.bottleneck_channels} channels.",
+            f"({self._last_conv_words()}).",
+            self._bottleneck_line(),
             f"Concatenation, {order} = {self.out_channels} channels.",
         ]
+
+    def _bottleneck_line(self) -> str:
+        if self.bottleneck_channels * BOTTLENECK_RATIO == self.out_channels:
+            return (f"The bottleneck is the unit's output / {BOTTLENECK_RATIO} = {self.out_channels} / "
+                    f"{BOTTLENECK_RATIO} = {self.bottleneck_channels} channels.")
+        return f"The bottleneck has {self.bottleneck_channels} channels."
+
+    def _last_conv_words(self) -> str:
+        return f"its last 1x1 GConv, {self.groups} groups" if self.groups > 1 else "its last 1x1 conv, dense with g=1"
+
+    def bottleneck_note(self) -> str:
+        """How the paper's words about the bottleneck read against this unit's channels."""
+        branch_quarter = f"{self.branch_channels / BOTTLENECK_RATIO:g}"
+        if self.bottleneck_channels * BOTTLENECK_RATIO == self.out_channels:
+            return (f"The paper sets the bottleneck to a quarter of \u201cthe output channels\u201d; the published "
+                    f"code of both pretrained families (and this model) takes a quarter of the whole unit's output, "
+                    f"{self.out_channels}/{BOTTLENECK_RATIO} = {self.bottleneck_channels}, not of the branch's "
+                    f"{self.branch_channels} ({branch_quarter}).")
+        return (f"The paper sets the bottleneck to a quarter of \u201cthe output channels\u201d; this model's "
+                f"{self.bottleneck_channels} is a quarter neither of the unit's output ({self.out_channels}) nor of "
+                f"the branch's {self.branch_channels} ({branch_quarter}).")
 
 
 def stride2_arithmetic(model: ShuffleNetV1, unit_name: str) -> Stride2Arithmetic:
@@ -347,3 +358,64 @@ def node_of_point(point: str) -> tuple[str, str]:
     if part not in POINT_NODES or not unit_name:
         raise ValueError(f"{point!r} is no point inside a unit; points are <unit>.{'|'.join(POINT_NODES)}")
     return unit_name, POINT_NODES[part]
+
+
+def shuffle_moves(unit: ShuffleUnit) -> bool:
+    """Whether the unit's channel shuffle moves any channel (it does not with one group, or when switched off)."""
+    channels = unit.mid_channels
+    return not torch.equal(unit.shuffle.permutation(channels), torch.arange(channels))
+
+
+def _pointwise_name(conv: torch.nn.Conv2d) -> str:
+    return "1x1 GConv" if conv.groups > 1 else "dense 1x1 conv"
+
+
+def shuffle_place_sentence(unit: ShuffleUnit) -> str:
+    """Where this unit's channel shuffle acts, each clause chosen by the unit: whether the shuffle moves any
+    channel (and why not), and which part it follows in the unit's forward order."""
+    if not shuffle_moves(unit):
+        if unit.shuffle.groups == 1:
+            return "With g=1 the 1x1 convolutions are dense, so the shuffle moves nothing (drawn dashed)."
+        sentence = ("This model's channel shuffle is switched off (the paper's \u201cno shuffle\u201d ablation, "
+                    "Table 3): it leaves every channel where it is (drawn dashed)")
+        if unit.stride == 1 and unit.compress_conv.groups == unit.expand_conv.groups == unit.groups > 1:
+            sentence += ", so each group of this unit's output hears only the same group of its input"
+        return sentence + "."
+    order = unit.part_order()
+    follows = order[order.index("shuffle") - 1]
+    if follows == "compress_relu":
+        return (f"This model shuffles after the first {_pointwise_name(unit.compress_conv)} and its BN and ReLU, "
+                f"as the paper draws it.")
+    return ("This model shuffles after the 3x3 depthwise conv and its BN (the official code): the depthwise conv "
+            "keeps every channel apart, so shuffling before or after it connects the same groups of the next "
+            "1x1 GConv.")
+
+
+def figure2_name(unit: ShuffleUnit) -> str:
+    """Which panel of the paper's Figure 2 this unit is, and how it departs from the drawing (shuffle switched
+    off, one group, or the shuffle after the depthwise conv)."""
+    panel = "Figure 2b" if unit.stride == 1 else "Figure 2c"
+    if not shuffle_moves(unit):
+        return f"the paper's {panel} with g=1" if unit.shuffle.groups == 1 else \
+            f"the paper's {panel} with the shuffle switched off"
+    order = unit.part_order()
+    if order[order.index("shuffle") - 1] == "compress_relu":
+        return f"the paper's {panel}"
+    return f"{panel} in the official code's order: the shuffle after the depthwise conv"
+
+
+def unit_lesson_text(unit: ShuffleUnit) -> str:
+    """What a ShuffleNet unit is, in this unit's numbers, and where this model shuffles."""
+    compress, expand = unit.compress_conv, unit.expand_conv
+    if unit.stride == 1:
+        what = (f"A ShuffleNet unit is a residual bottleneck: a {_pointwise_name(compress)} maps "
+                f"{compress.in_channels} channels to {compress.out_channels}, a 3x3 depthwise conv filters each "
+                f"channel alone, a {_pointwise_name(expand)} makes {expand.out_channels} channels again, and the "
+                f"input is added to them.")
+    else:
+        what = (f"A ShuffleNet unit with stride 2 halves the map: a {_pointwise_name(compress)} maps "
+                f"{compress.in_channels} channels to {compress.out_channels}, a 3x3 depthwise conv with stride 2 "
+                f"filters each channel alone, a {_pointwise_name(expand)} makes {expand.out_channels} channels, and "
+                f"the input, average-pooled, is concatenated to them: {unit.branch_channels + unit.shortcut_channels} "
+                f"channels.")
+    return f"{what} {shuffle_place_sentence(unit)}"

@@ -56,7 +56,7 @@ def figures(path: str, modified: float) -> tuple[experiment_results.Summary, go.
     data = _read(path, modified)
     summary = experiment_results.summarize(data)
     paper = data.get("paper", {})
-    return summary, error_figure(summary, paper), gain_figure(summary, paper), curves_figure(data)
+    return summary, error_figure(summary, paper), gain_figure(summary), curves_figure(data)
 
 
 @dataclass(frozen=True)

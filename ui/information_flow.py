@@ -18,7 +18,6 @@ from shufflenet_viz import flow
 from shufflenet_viz.features import layer_names, point_name
 from shufflenet_viz.figures.flow import influence_figure, prediction_change_figure, reachability_figure
 from shufflenet_viz.inference import Classification, classify
-from shufflenet_viz.paper import TABLE3
 from shufflenet_viz.weights import LoadedModel
 
 from .activations import features_of, model_input
@@ -183,8 +182,9 @@ def placements(views: tuple[View, ...], image, stage: str, after: int) -> None:
 
 
 def stored_accuracy(grouped: LoadedModel) -> None:
-    """The accuracy with and without the shuffle stored in the weights manifest, beside the paper's Table 3."""
-    paper = TABLE3[(1.0, 3)]
+    """The accuracy with and without the shuffle stored in the weights manifest, beside the paper's Table 3 row
+    for the model's width and g (when the paper has one)."""
+    paper = flow.paper_ablation(grouped.model.config.width, grouped.groups)
     accuracy = flow.manifest_ablation(grouped)
     if accuracy is None:
         st.info(f"No accuracy with and without the shuffle is stored for {grouped.label}. This page shows only the "
@@ -195,7 +195,9 @@ def stored_accuracy(grouped: LoadedModel) -> None:
     scores[0].metric("Our accuracy, shuffle on", f"{accuracy.with_shuffle:.1%}")
     scores[1].metric("Our accuracy, shuffle off", f"{accuracy.without_shuffle:.1%}",
                      delta=f"{(accuracy.without_shuffle - accuracy.with_shuffle) * 100:+.1f} points")
-    scores[2].metric(f"Paper, {paper.model}: error without / with shuffle",
-                     f"{paper.error_without_shuffle:.1f}% / {paper.error_with_shuffle:.1f}%")
+    if paper is not None:
+        scores[2].metric(f"Paper, {paper.model}: error without / with shuffle",
+                         f"{paper.error_without_shuffle:.1f}% / {paper.error_with_shuffle:.1f}%")
     st.caption(f"Ours: {accuracy.images}, {accuracy.source}, so every machine shows the same numbers; guessing "
-               f"would score {flow.format_share(1 / len(grouped.classes))}. Paper: {paper.source}.")
+               f"would score {flow.format_share(1 / len(grouped.classes))}."
+               + (f" Paper: {paper.source}." if paper is not None else ""))

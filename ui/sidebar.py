@@ -7,7 +7,7 @@ from __future__ import annotations
 import streamlit as st
 
 from shufflenet_viz import weights
-from shufflenet_viz.imagenet import CATALOGUE, RECOMMENDED
+from shufflenet_viz.imagenet import CATALOGUE, RECOMMENDED, download_size_text
 
 from .models import (ANY_PAIR, PAIR_PRESETS, ModelShelf, available_presets, default_model_names, install_imagenet,
                      loaded_models, model_pair, model_problems, pair_label)
@@ -111,7 +111,7 @@ def _imagenet_inputs(models: ModelShelf) -> None:
                                                                   for n in models)):
         st.markdown("Pretrained on ImageNet-1k by their authors, 224x224, 1000 classes: "
                     + ", ".join(CATALOGUE[name].label for name in missing)
-                    + f". About {sum(CATALOGUE[n].max_bytes for n in missing) / 1e6:.0f} MB at most; checked "
+                    + f". {download_size_text([CATALOGUE[n] for n in missing])}; checked "
                       f"against the published hashes, then kept in `{weights.FETCHED_DIR}` (not in git).")
         st.text_input("Mirror (optional)", key=MIRROR_KEY, placeholder="a folder or http(s) URL",
                       help="Tried before the publishers' servers: a folder or URL holding the published files "

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from ..cost import ARCHITECTURES, WidthRow, shufflenet_macs
+from ..cost import ARCHITECTURES, WidthRow, format_macs, shufflenet_macs
 from ..flops import OP_LABELS, FlopReport
 from ..model import BOTTLENECK_RATIO
 from .common import GROUP_COLOURS, style
@@ -17,16 +17,31 @@ from .flops import OP_COLOURS
 ARCHITECTURE_COLOURS = {"resnet": GROUP_COLOURS[7], "resnext": GROUP_COLOURS[1], "shufflenet": GROUP_COLOURS[0]}
 
 
+# The y axis's unit by the largest bar: (at least, divisor, axis title), so that a small unit reads in whole
+# multiply-adds rather than as zero millions.
+_AXIS_UNITS = ((1e6, 1e6, "millions of multiply-adds"), (1e4, 1e3, "thousands of multiply-adds"),
+               (0, 1, "multiply-adds"))
+
+
+def _share_text(share: float) -> str:
+    return f"{share:.0%}" if share >= 0.1 else f"{share:.1%}"  # a small share keeps a digit, never a bare 0%
+
+
 def formula_figure(macs: Mapping[str, float], title: str | None = None) -> go.Figure:
-    """One bar per architecture: millions of multiply-adds of one unit, with its share of ResNet's."""
+    """One bar per architecture: multiply-adds of one unit (in millions, thousands or ones, whichever suits the
+    largest), with its share of ResNet's."""
     keys = [key for key in ARCHITECTURES if key in macs]
     reference = macs.get("resnet") or max(macs.values())
+    divisor, axis_title = next((divisor, text) for least, divisor, text in _AXIS_UNITS
+                               if max(macs.values()) >= least)
     figure = go.Figure(go.Bar(
-        x=[ARCHITECTURES[key] for key in keys], y=[macs[key] / 1e6 for key in keys],
+        x=[ARCHITECTURES[key] for key in keys], y=[macs[key] / divisor for key in keys],
         marker_color=[ARCHITECTURE_COLOURS[key] for key in keys],
-        text=[f"{macs[key] / 1e6:,.2f} M ({macs[key] / reference:.0%})" for key in keys], textposition="outside",
-        cliponaxis=False, hovertemplate="%{x}<br>%{y:.3f} million multiply-adds<extra></extra>"))
-    figure.update_yaxes(title_text="millions of multiply-adds", rangemode="tozero")
+        text=[f"{format_macs(macs[key])} ({_share_text(macs[key] / reference)})" for key in keys],
+        textposition="outside",
+        cliponaxis=False, customdata=[format_macs(macs[key]) for key in keys],
+        hovertemplate="%{x}<br>%{customdata} multiply-adds<extra></extra>"))
+    figure.update_yaxes(title_text=axis_title, rangemode="tozero")
     return style(figure, title, height=440)
 
 

@@ -1,7 +1,8 @@
 """Figures and tables of the shuffle experiment: this project's CIFAR-10 runs beside the paper's Tables 2 and 3.
 
-Every number comes from the experiment's results file (via `experiment_results.summarize`), the paper's columns
-from the results file's copy of the paper's tables (`paper.results_section`).
+Every number comes from the experiment's results file (via `experiment_results.summarize`); the paper's error
+columns from the results file's copy of the paper's tables (`paper.results_section`), the paper's shuffle gains
+and Table 2's reading from `paper` itself, by the width the set was trained at.
 """
 
 from __future__ import annotations
@@ -11,12 +12,12 @@ import math
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ..experiment_results import Configuration, ShuffleGain, Summary
+from .. import paper as paper_tables
+from ..experiment_results import CONFIDENCE, Configuration, ShuffleGain, Summary, student_t_quantile
 from .common import FONT_SIZE, GROUP_COLOURS, group_colour, style
 
 SHUFFLE_COLOURS = {True: GROUP_COLOURS[0], False: GROUP_COLOURS[1]}  # blue with shuffle, orange without
 SHUFFLE_NAMES = {True: "with shuffle", False: "without shuffle"}
-SPREAD_COLOUR = "#BBBBBB"
 CURVE_COLOURS = {1: GROUP_COLOURS[2], 3: GROUP_COLOURS[0], 8: GROUP_COLOURS[5]}  # green, blue, vermillion
 
 
@@ -49,22 +50,27 @@ def comparison_rows(summary: Summary, paper: dict) -> list[dict]:
     return rows
 
 
-def gain_rows(summary: Summary, paper: dict) -> list[dict]:
-    """The shuffle gain per g: accuracy with minus without (percentage points), per seed and on average,
-    beside the paper's error reduction and the largest seed-to-seed spread of the set."""
-    table3 = paper.get("table3", {})
+def paper_gain_points(width: float | None, groups: int) -> float | None:
+    """Table 3's error without shuffle minus Table 2's with it (points) for this width and g; None when the paper
+    has no such row."""
+    row = paper_tables.TABLE3.get((width, groups))
+    return None if row is None else round(row.error_without_shuffle - row.error_with_shuffle, 1)
+
+
+def gain_rows(summary: Summary) -> list[dict]:
+    """The shuffle gain per g: accuracy with minus without (percentage points) per seed, their mean and its 95 %
+    confidence interval (None with one seed), beside the paper's error reduction for the same width and g."""
     rows = []
     for gain in summary.gains:
-        with_error = table3.get("error_with_shuffle", {}).get(str(gain.groups))
-        without_error = table3.get("error_without_shuffle", {}).get(str(gain.groups))
+        interval = gain.interval()
         rows.append({
             "groups": gain.groups,
-            "gain_points_mean": round(100 * gain.mean, 2),
+            "seeds": gain.seeds,
             "gain_points_by_seed": ", ".join(f"seed {s}: {100 * v:+.2f}" for s, v in sorted(gain.by_seed.items())),
-            "seed_spread_points": (round(100 * summary.largest_seed_spread, 2)
-                                   if summary.largest_seed_spread is not None else None),
-            "paper_gain_points": (round(without_error - with_error, 1)
-                                  if with_error is not None and without_error is not None else None),
+            "gain_points_mean": round(100 * gain.mean, 2),
+            "interval_low_points": round(100 * interval.low, 2) if interval else None,
+            "interval_high_points": round(100 * interval.high, 2) if interval else None,
+            "paper_gain_points": paper_gain_points(summary.width, gain.groups),
         })
     return rows
 
@@ -121,23 +127,24 @@ def error_figure(summary: Summary, paper: dict) -> go.Figure:
     return style(figure, None, height=460)
 
 
-def gain_figure(summary: Summary, paper: dict) -> go.Figure:
-    """The shuffle gain (percentage points of accuracy) per g: a dot per seed, a bar for the mean, the paper's
-    ImageNet gain as a diamond, and a band of +- the largest seed-to-seed spread around zero."""
-    rows = gain_rows(summary, paper)
+def gain_figure(summary: Summary) -> go.Figure:
+    """The shuffle gain (percentage points of accuracy) per g: a dot per seed, a bar for the mean with its 95 %
+    confidence interval (none with one seed), and the paper's ImageNet gain for the same width and g."""
+    rows = gain_rows(summary)
     categories = [f"g={row['groups']}" for row in rows]
     figure = go.Figure()
-    spread = summary.largest_seed_spread
-    if spread is not None and categories:
-        figure.add_hrect(y0=-100 * spread, y1=100 * spread, fillcolor=SPREAD_COLOUR, opacity=0.35, line_width=0)
-        # A legend entry for the band (shapes have none): a marker that is never drawn in the plot area.
-        figure.add_trace(go.Scatter(
-            x=[None], y=[None], mode="markers", name=f"\u00b1 largest seed spread ({100 * spread:.2f} points)",
-            marker=dict(color=SPREAD_COLOUR, size=14, symbol="square"), hoverinfo="skip"))
+    confidence = f"{CONFIDENCE:.0%}"
+    above = [None if row["interval_high_points"] is None else row["interval_high_points"] - row["gain_points_mean"]
+             for row in rows]
+    below = [None if row["interval_low_points"] is None else row["gain_points_mean"] - row["interval_low_points"]
+             for row in rows]
     figure.add_trace(go.Bar(
-        x=categories, y=[row["gain_points_mean"] for row in rows], name="this project (CIFAR-10), mean",
-        marker_color=SHUFFLE_COLOURS[True], opacity=0.8,
-        hovertemplate="%{x}: mean gain %{y:+.2f} points<extra></extra>"))
+        x=categories, y=[row["gain_points_mean"] for row in rows],
+        name=f"this project (CIFAR-10): mean, {confidence} interval", marker_color=SHUFFLE_COLOURS[True],
+        opacity=0.8, error_y=dict(type="data", symmetric=False, array=above, arrayminus=below, color="black",
+                                  thickness=2, width=12),
+        customdata=[[f"{row['seeds']} seed{'s' if row['seeds'] > 1 else ''}", _interval_text(row)] for row in rows],
+        hovertemplate="%{x}: mean gain %{y:+.2f} points over %{customdata[0]}; %{customdata[1]}<extra></extra>"))
     dots_x, dots_y, dots_text = [], [], []
     for gain in summary.gains:
         for seed, value in sorted(gain.by_seed.items()):
@@ -156,14 +163,21 @@ def gain_figure(summary: Summary, paper: dict) -> go.Figure:
         hovertemplate="%{x}: paper's gain %{y:.1f} points<extra></extra>"))
     figure.add_hline(y=0, line_color="black", line_width=1)
     figure.update_xaxes(type="category", categoryorder="array", categoryarray=categories)
-    values = dots_y + [row["paper_gain_points"] for row in paper_rows]
-    if spread is not None:
-        values += [100 * spread, -100 * spread]
+    values = (dots_y + [row["paper_gain_points"] for row in paper_rows]
+              + [row[key] for row in rows for key in ("interval_low_points", "interval_high_points")
+                 if row[key] is not None])
     low, high = min(values + [-0.5]), max(values + [0.5])
     pad = 0.15 * (high - low)
     figure.update_yaxes(range=[low - pad, high + pad], title_text="gain (points of accuracy)")
     figure.update_layout(legend=dict(orientation="h", y=-0.15))
     return style(figure, None, height=440)
+
+
+def _interval_text(row: dict) -> str:
+    if row["interval_low_points"] is None:
+        return "one seed: no interval"
+    return (f"{CONFIDENCE:.0%} interval {row['interval_low_points']:+.2f} to {row['interval_high_points']:+.2f} "
+            "points")
 
 
 def curves_figure(results: dict) -> go.Figure:
@@ -212,20 +226,95 @@ def describe_configuration(c: Configuration) -> str:
                                                    if len(seeds) > 1 else f" (seed {seeds[0]})")
 
 
-def gain_verdict(gain: ShuffleGain, spread: float | None) -> str:
-    """One line on a shuffle gain: its size, and whether it stands out of the seed-to-seed spread measured."""
-    seeds = len(gain.by_seed)
-    head = f"shuffle gain {format_points(gain.mean)} ({f'mean of {seeds} seeds' if seeds > 1 else 'one seed'})"
-    if spread is None:
-        return f"{head}; with one seed per configuration, the noise of this comparison is not measured"
-    yardstick = f"the largest seed-to-seed spread here ({100 * spread:.2f} points)"
-    if seeds == 1:
-        yardstick += ", measured on other configurations: this one ran with one seed"
-    if min(gain.by_seed.values()) > spread:
-        return f"{head}; larger than {yardstick}: the shuffle helped beyond the noise of this run"
-    if gain.mean > 0:
-        return f"{head}; positive, but not beyond {yardstick}: this run cannot tell it from noise"
-    return f"{head}; not positive, against {yardstick}: this run does not reproduce the paper's gain"
+def gain_verdict(gain: ShuffleGain) -> str:
+    """One line on a shuffle gain: each seed's paired gain, their mean, its 95 % confidence interval by Student's
+    t, and whether that interval excludes zero (with one seed: that no interval can be given)."""
+    per_seed = ", ".join(f"{100 * value:+.2f}" for _, value in sorted(gain.by_seed.items()))
+    if gain.seeds == 1:
+        (seed, value), = gain.by_seed.items()
+        return (f"shuffle gain {format_points(value)} (one seed, seed {seed}): with one seed no confidence "
+                "interval can be given, so this run cannot say whether the gain is more than seed-to-seed noise")
+    interval = gain.interval()
+    head = (f"shuffle gain {format_points(gain.mean)}, the mean of {gain.seeds} seeds' paired gains ({per_seed}); "
+            f"{interval.confidence:.0%} confidence interval {format_points(interval.low)} to "
+            f"{format_points(interval.high)} (Student's t, {interval.degrees_of_freedom} degree"
+            f"{'s' if interval.degrees_of_freedom > 1 else ''} of freedom)")
+    if not interval.excludes_zero:
+        return f"{head}: the interval includes zero, so these seeds cannot tell the gain from no gain at all"
+    if interval.low > 0:
+        return f"{head}: the interval lies above zero, so the shuffle helped here beyond what the seeds' noise explains"
+    return f"{head}: the interval lies below zero, so the shuffle hurt in this run beyond the seeds' noise"
+
+
+def noise_note(summary: Summary) -> str:
+    """How the gains' noise is measured: paired seeds, the interval's formula and the t quantile for each number
+    of seeds in the set."""
+    if not summary.gains:
+        return "no configuration has been trained both with and without shuffle yet, so no gain is measured."
+    counts = sorted({gain.seeds for gain in summary.gains})
+    by_groups = ", ".join(f"{gain.seeds} at g={gain.groups}" for gain in summary.gains)
+    text = (f"each gain pairs two models of one seed, trained with and without shuffle (paired seeds: {by_groups}). "
+            f"Over n paired gains the {CONFIDENCE:.0%} confidence interval is the mean \u00b1 t \u00d7 s / \u221an, "
+            "s their standard deviation and t Student's quantile for n - 1 degrees of freedom")
+    quantiles = [f"t = {student_t_quantile((1 + CONFIDENCE) / 2, n - 1):.2f} for {n} seeds" for n in counts if n > 1]
+    text += f" ({', '.join(quantiles)})." if quantiles else "."
+    if 1 in counts:
+        text += " With one seed there is no standard deviation, so no interval can be given."
+    if 2 in counts:
+        text += (" With two seeds t is large; more seeds shrink it (t = "
+                 f"{student_t_quantile((1 + CONFIDENCE) / 2, 2):.2f} for 3 seeds, "
+                 f"{student_t_quantile((1 + CONFIDENCE) / 2, 4):.2f} for 5) and measure s better.")
+    return text
+
+
+def table2_reading(width: float | None) -> str:
+    """What Table 2 shows at one width, chosen by its numbers: whether every grouped network beats g=1, and
+    whether the error falls with every step up in g or where it is lowest."""
+    if width is None:
+        return "Table 2 has one row per width, and these runs record no width, so none is read here"
+    errors = paper_tables.TABLE2_ERROR.get(width)
+    if errors is None:
+        return f"Table 2 has no row for {width:g}x"
+    groups = sorted(errors)
+    listed = " / ".join(f"{errors[g]:.1f}" for g in groups)
+    text = (f"Table 2 at {width:g}x (~{paper_tables.TABLE2_MFLOPS[width]} MFLOPs) gives {listed} % top-1 error for "
+            f"g = {' / '.join(map(str, groups))}: ")
+    grouped = [g for g in groups if g > 1]
+    if all(errors[g] < errors[1] for g in grouped):
+        text += "every grouped network has lower error than g=1"
+    else:
+        behind = ", ".join(f"g={g}" for g in grouped if errors[g] >= errors[1])
+        text += f"not every grouped network beats g=1 ({behind} does not)"
+    rises = [(a, b) for a, b in zip(groups, groups[1:]) if errors[b] >= errors[a]]
+    if not rises:
+        return text + ", and the error falls with every step up in g"
+    best = min(groups, key=errors.get)
+    steps = ", ".join(f"g={a} to g={b} ({errors[a]:.1f} to {errors[b]:.1f})" for a, b in rises)
+    return text + f", but more groups do not always help: the error rises from {steps}, and is lowest at g={best}"
+
+
+def table3_reading() -> str:
+    """What Table 3 shows, chosen by its numbers: in how many of its rows the network trained without shuffle has
+    the higher error."""
+    rows = list(paper_tables.TABLE3.values())
+    worse = [row for row in rows if row.error_without_shuffle > row.error_with_shuffle]
+    listed = ", ".join(f"{row.width:g}x g={row.groups}" for row in rows)
+    if len(worse) == len(rows):
+        return (f"in every row of Table 3 ({listed}) a network **trained** without shuffle has higher error than "
+                "the same network trained with it")
+    return (f"in {len(worse)} of Table 3's {len(rows)} rows ({listed}) a network **trained** without shuffle has "
+            "higher error than the same network trained with it")
+
+
+def introduction(summary: Summary) -> str:
+    """The page's opening: the paper's two claims, Tables 2 and 3 read from their numbers, and what was rerun here."""
+    seeds = "; ".join(f"{len(c.accuracy_by_seed)} seed{'s' if len(c.accuracy_by_seed) > 1 else ''} of {c.label}"
+                      for c in summary.configurations)
+    width = "" if summary.width is None else f" {summary.width:g}x"
+    return ("The paper's claims about the shuffle are experiments, not demonstrations. At the same budget, "
+            f"{table2_reading(summary.width)}. And {table3_reading()}. This page shows the same comparisons rerun "
+            f"here on CIFAR-10: ShuffleNet{width}, every model trained with one recipe ({seeds}); a shuffle gain "
+            "compares two models of the same seed, and the gains of several seeds measure its noise.")
 
 
 def cost_note(summary: Summary, planning: dict) -> str:

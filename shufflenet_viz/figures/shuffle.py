@@ -116,8 +116,9 @@ def layered_flow_figure(flows: Sequence[LayeredFlow], titles: Sequence[str]) -> 
     input group, filled in that group's colour when information from the group can reach it; links are
     coloured by the group they carry (grey: several)."""
     groups, channels = flows[0].groups, flows[0].channels
-    figure = make_subplots(rows=1, cols=len(flows), shared_yaxes=True, subplot_titles=list(titles),
-                           horizontal_spacing=0.04)
+    # Each panel keeps its own y axis: its rows are its own layers ("shuffle" in one, "no shuffle" in another).
+    figure = make_subplots(rows=1, cols=len(flows), subplot_titles=list(titles),
+                           horizontal_spacing=0.1 if len(flows) > 1 else 0.04)
     dot_spacing = 0.8 / groups
     dot_size = float(np.clip(0.8 * dot_spacing * _PLOT_WIDTH_PX / len(flows) / (channels + 1), 6, 16))
     legend_has_unreached = False
@@ -145,14 +146,16 @@ def layered_flow_figure(flows: Sequence[LayeredFlow], titles: Sequence[str]) -> 
             columns.append(column)
             legend_has_unreached = legend_has_unreached or (column == 1 and not reached)
     figure.add_traces(traces, rows=[1] * len(traces), cols=columns)
-    layer_names = flows[0].layer_names
-    figure.update_yaxes(tickvals=[-k for k in range(len(layer_names))], ticktext=list(layer_names),
-                        fixedrange=True, showgrid=False, zeroline=False)
+    rows = max(len(flow.layer_names) for flow in flows)
+    for column, flow in enumerate(flows, start=1):
+        figure.update_yaxes(tickvals=[-k for k in range(len(flow.layer_names))], ticktext=list(flow.layer_names),
+                            range=[-(rows - 1) - 0.5, 0.5], row=1, col=column)
+    figure.update_yaxes(fixedrange=True, showgrid=False, zeroline=False)
     figure.update_xaxes(range=[-0.8, channels - 0.2], showticklabels=False, showgrid=False, zeroline=False,
                         fixedrange=True)
     figure.update_layout(legend=dict(orientation="h", y=-0.05, yanchor="top", x=0))
     figure.update_annotations(font=dict(size=FONT_SIZE + 4))  # the panel titles
-    return style(figure, None, 170 + 95 * len(layer_names))
+    return style(figure, None, 170 + 95 * rows)
 
 
 def permutation_wiring_figure(permutation: torch.Tensor, groups: int, title: str,

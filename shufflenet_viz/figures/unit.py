@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
-from ..unit_diagram import BRANCH, DiagramNode, UnitDiagram, format_count
+from ..cost import format_count
+from ..unit_diagram import BRANCH, DiagramNode, UnitDiagram
 from .common import FONT_SIZE, GROUP_COLOURS, POSITIVE_COLOUR, style
 
 # Pale fills keep black text legible; the marker beside each title carries the strong colour of its kind.

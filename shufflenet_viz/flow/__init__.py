@@ -10,11 +10,12 @@ Three views of one question, "which input channels can an output channel hear fr
 - `influence`: measurement on an image, from the Jacobian of a unit or a run of units taken on copies (the
   shared model is never touched).
 
-`sentences` builds every caption from those numbers, `ablation` switches a loaded model's shuffle off. The names
+`sentences` builds every caption from those numbers, `ablation` switches a loaded model's shuffle off
+and reads its accuracies beside the paper's Table 3 row for the same width and g. The names
 below are the ones pages and tests use as `flow.<name>`.
 """
 
-from .ablation import AblationAccuracy, manifest_ablation, without_shuffle
+from .ablation import AblationAccuracy, manifest_ablation, paper_ablation, shuffle_off_reading, without_shuffle
 from .animation import (ANIMATION_STAGES, MAX_ANIMATION_CHANNELS, MAX_ANIMATION_GROUPS, LayeredFlow, ShuffleAnimation,
                         shuffle_animation, shuffle_setting_problem, stacked_group_convs)
 from .connectivity import (applied_permutation, compose, conv_connectivity, group_conv_connectivity, group_level,
@@ -29,4 +30,4 @@ from .reachability import (MixingPoint, ReachCounts, ReachStep, activation_at, p
 from .sentences import (concatenation_text, describe_permutation, describe_source_groups, describe_unit_parts,
                         figure1_caption, format_share, index_map_name, influence_caption, part_label, reach_sentence,
                         shuffle_mixing_caption, shuffle_neighbour_labels, straddling_groups_reason, structure_caption,
-                        ungrouped_conv_reason, unit_shuffle_caption)
+                        toy_shuffle_sentence, ungrouped_conv_reason, unit_shuffle_caption)

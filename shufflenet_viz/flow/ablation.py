@@ -1,10 +1,12 @@
-"""The shuffle ablation: a loaded model with its shuffles off, and the accuracies its manifest entry stores."""
+"""The shuffle ablation: a loaded model with its shuffles off, the accuracies its manifest entry stores, and how
+to read them beside the paper's Table 3 row for the same width and g."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
 from ..copies import rebuilt
+from ..paper import TABLE3, ShuffleAblation
 from ..weights import LoadedModel, freeze
 
 
@@ -33,3 +35,32 @@ def manifest_ablation(loaded: LoadedModel) -> AblationAccuracy | None:
                                 "stored in the weights manifest by the training command when the weights were made")
     except (TypeError, KeyError, ValueError):
         return None
+
+
+def paper_ablation(width: float, groups: int) -> ShuffleAblation | None:
+    """The paper's Table 3 row for ShuffleNet at this width and g, or None when the paper trained no such pair."""
+    return TABLE3.get((width, groups))
+
+
+def _paper_row_text(width: float, groups: int) -> str:
+    """What the paper's Table 3 says about the network of this width and g trained without shuffle, or that it
+    has no such row."""
+    row = paper_ablation(width, groups)
+    if row is None:
+        rows = ", ".join(f"{w:g}x g={g}" for w, g in TABLE3)
+        return (f"The paper trained each variant on its own, but its Table 3 has no row for ShuffleNet {width:g}x "
+                f"with g={groups} (its rows: {rows}).")
+    difference = row.error_without_shuffle - row.error_with_shuffle
+    outcome = (f"{abs(difference):.1f} points {'worse' if difference > 0 else 'better'}" if difference
+               else "exactly as good")
+    return (f"The paper trained each variant on its own, and its {row.model} trained without shuffle, which "
+            f"learned to live without the exchange, was {outcome} ({row.error_without_shuffle:.1f}% vs "
+            f"{row.error_with_shuffle:.1f}% top-1 error on ImageNet, Table 3).")
+
+
+def shuffle_off_reading(width: float, groups: int) -> str:
+    """How to read the accuracy of a model trained with the shuffle and tested with it off, beside the paper's
+    Table 3 row for the same width and g."""
+    return (f"**Read these numbers honestly.** The g={groups} model was trained *with* the shuffle; switching it off "
+            "at test time hands every later layer channels in an order it never saw, so the drop measures the "
+            "scrambling as much as the lost cross-group flow. " + _paper_row_text(width, groups))

@@ -75,6 +75,25 @@ def figure1_caption(without: LayeredFlow, shuffled: LayeredFlow) -> str:
     return " ".join(sentences)
 
 
+def toy_shuffle_sentence(without: LayeredFlow, shuffled: LayeredFlow) -> str:
+    """What one shuffle between two group convolutions does in the toy shown, said for that toy, and the
+    condition under which one shuffle reaches every group for any C and g."""
+    channels, groups = shuffled.channels, shuffled.groups
+    per_group = channels // groups
+    heard, heard_without = shuffled.outputs_hearing_every_group, without.outputs_hearing_every_group
+    toy = f"In this toy (C = {channels} channels in g = {groups} groups of {per_group})"
+    if heard == channels:
+        result = (f"{toy}, after one shuffle every group hears every group: {heard} of {channels} output channels, "
+                  f"against {heard_without} without.")
+    else:
+        result = (f"{toy}, one shuffle is not enough for every group to hear every group: {heard} of {channels} "
+                  f"output channels, against {heard_without} without.")
+    relation = "\u2265" if per_group >= groups else "<"
+    return (f"{result} One shuffle reaches every group only when each group has at least g channels "
+            f"(here C/g = {per_group} {relation} g = {groups}); a real unit's bottleneck can have fewer per group, and "
+            f"the Channel shuffle page counts the groups each model's shuffle reaches.")
+
+
 def part_label(module: nn.Module) -> str:
     """A short name of a unit's part as a diagram shows it (1x1 GConv, 3x3 DWConv, BN, ReLU, shuffle)."""
     if isinstance(module, nn.Conv2d):

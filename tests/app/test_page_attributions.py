@@ -30,6 +30,15 @@ def page(app_on_page, sample_image_paths, cifar_pair):
     return at
 
 
+def assert_legend_matches_the_overlays(at) -> None:
+    """The page's colour sentence names blue (against the class) exactly when an overlay shown has negative
+    values, and says there is none otherwise."""
+    text = " ".join(m.value for m in at.main.markdown)
+    negative = any((plotly_array(page_chart(at, f"at_overlay_{side}")["data"][1]["z"]) < 0).any() for side in (0, 1))
+    assert ("blue: **against**" in text) == negative
+    assert ("there is no blue" in text) == (not negative)
+
+
 def test_integrated_gradients_overlays_delta_and_group_bars(page, cifar_pair, uploaded):
     at = page
     picture, per_model = uploaded
@@ -48,6 +57,7 @@ def test_integrated_gradients_overlays_delta_and_group_bars(page, cifar_pair, up
         np.testing.assert_array_equal(plotly_array(image["z"]), what_model_sees(picture, loaded.preprocessing))
         np.testing.assert_allclose(plotly_array(heatmap["z"]).reshape(64, 64), expected.map, rtol=1e-6, atol=1e-9)
         assert heatmap["colorbar"]["ticktext"] == ["against", "0", "for"]  # the sign legend
+        assert (plotly_array(heatmap["z"]) < 0).any()  # IG carries a sign: there is blue to explain
 
         bars = page_chart(at, f"at_groups_{side}")["data"]
         assert len(bars) == 1 and bars[0]["x"] == [f"group {k + 1}" for k in range(loaded.groups)]
@@ -59,6 +69,7 @@ def test_integrated_gradients_overlays_delta_and_group_bars(page, cifar_pair, up
         np.testing.assert_allclose(plotly_array(bars[0]["y"]), sizes, rtol=1e-6, atol=1e-9)
         assert bars[0]["text"] == [f"{size / np.abs(groups.per_channel).sum():.0%}" for size in sizes]
         np.testing.assert_allclose(plotly_array(bars[0]["customdata"]), groups.per_group, rtol=1e-6, atol=1e-9)
+    assert_legend_matches_the_overlays(at)
     downloads = at.get("download_button")
     assert [d.proto.label for d in downloads] == ["PNG", ".npy", "PNG", ".npy"]
 
@@ -80,6 +91,8 @@ def test_gradcam_for_a_chosen_class_in_both_models(page, cifar_pair, uploaded):
         np.testing.assert_allclose(plotly_array(heatmap["z"]).reshape(64, 64), expected.map, rtol=1e-5, atol=1e-9)
         assert heatmap["colorbar"]["ticktext"][0] == "0"  # no sign: the scale starts at zero
         assert len(page_chart(at, f"at_groups_{side}")["data"][0]["x"]) == loaded.groups
+        assert (plotly_array(heatmap["z"]) >= 0).all()
+    assert_legend_matches_the_overlays(at)
 
 
 def test_every_method_renders_for_both_models(page, cifar_pair):
@@ -91,6 +104,7 @@ def test_every_method_renders_for_both_models(page, cifar_pair):
         at.selectbox(key="method").set_value(method).run()
         assert not at.exception and not at.main.error and not at.main.warning, method
         assert len([c for c in at.get("plotly_chart") if "at_overlay_" in c.proto.id]) == 2, method
+        assert_legend_matches_the_overlays(at)
     occlusion_caption = " ".join(c.value for c in at.caption)
     assert all(f"{m.label}: 4 x 4 = 16 window positions on 64x64" in occlusion_caption for m in cifar_pair)
     assert [s.value for s in at.slider if s.key in ("window", "stride")] == [16, 16]

@@ -166,16 +166,3 @@ def test_model_trained_without_shuffle_keeps_groups_apart(tiny_run, picture):
             assert influence.matrix.sum() > 0 and influence.cross_group_share == 0.0
             totals = influence.group_totals
             assert np.count_nonzero(totals - np.diag(np.diag(totals))) == 0
-
-
-def test_gain_verdict_weighs_every_seed_against_the_spread():
-    from shufflenet_viz.figures.experiments import gain_verdict
-
-    clear = experiment_results.ShuffleGain(3, {0: 0.02, 1: 0.015})
-    assert "beyond the noise" in gain_verdict(clear, 0.01)
-    mixed = experiment_results.ShuffleGain(3, {0: 0.004, 1: 0.009})
-    assert "cannot tell it from noise" in gain_verdict(mixed, 0.006)
-    assert "does not reproduce" in gain_verdict(experiment_results.ShuffleGain(8, {0: -0.01}), 0.006)
-    single = gain_verdict(experiment_results.ShuffleGain(8, {0: 0.0158}), 0.0058)
-    assert single.startswith("shuffle gain +1.58 points (one seed)") and "this one ran with one seed" in single
-    assert "not measured" in gain_verdict(clear, None)
