@@ -7,6 +7,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8501
+# Loopback: the app for this machine's own browser (and its owner's ImageNet install button); ADDRESS=0.0.0.0
+# shares it with the room, where installing is off unless the owner turns it on (README, "Who may install").
+ADDRESS ?= 127.0.0.1
 
 .PHONY: run test test-fast bench clean
 
@@ -23,7 +26,7 @@ $(VENV)/.installed-test: requirements-test.txt $(VENV)/.installed-app
 	touch $@
 
 run: $(VENV)/.installed-app
-	$(BIN)/streamlit run app.py --server.port $(PORT)
+	$(BIN)/streamlit run app.py --server.port $(PORT) --server.address $(ADDRESS)
 
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest

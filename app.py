@@ -11,7 +11,9 @@ configure_torch_threads()
 # A local favicon: without one Streamlit shows the current page's Material icon, fetched from Google's servers
 # (as it does for a Material icon given here); an emoji costs a 0.3 s load of Streamlit's emoji table at start.
 FAVICON = Path(__file__).resolve().parent / "assets" / "favicon.png"  # channels in 3 groups, then shuffled
-st.set_page_config(page_title="ShuffleNet Lens", page_icon=FAVICON, layout="wide")
+# A projector shows the page: its sidebar starts collapsed there (the arrow at the top left brings it back).
+st.set_page_config(page_title="ShuffleNet Lens", page_icon=FAVICON, layout="wide",
+                   initial_sidebar_state="collapsed" if ui.projector_mode() else None)
 
 # Each page's file path, title and icon; the first is the landing page.
 PAGES = [

@@ -58,7 +58,7 @@ else:
     same = [name for name, setting in cost_ui.PRESETS.items() if setting == tuple(values.values())]
     if same:
         counted = cost_ui.flops_unit(values["g"])
-        st.success(f"These are the numbers of the {same[0]}: `flops.py` (the FLOPs page) counts "
+        st.success(f"These are the numbers of the {same[0]}: the FLOPs page counts "
                    f"{counted.flops_macs:,} multiply-adds for it, and the ShuffleNet formula gives "
                    f"{macs['shufflenet']:,.0f}.")
     st.caption(dominance_caption(values["c"], values["m"], values["g"]))
@@ -74,10 +74,11 @@ st.dataframe([{"g": row.groups, "c that spends the budget": round(row.exact, 1),
                "stage widths": " / ".join(map(str, row.stage_widths)),
                "Table 1": " / ".join(map(str, row.table1)), "same": "yes" if row.matches_table1 else "no"}
               for row in rows], hide_index=True, key="cost_width_table")
-with st.expander("The whole network at these widths (flops.py)", key="cost_network", on_change="rerun") as network:
+with st.expander("The whole network at these widths (as the FLOPs page counts it)", key="cost_network",
+                 on_change="rerun") as network:
     if network.open:  # five reports take a moment on a busy server: computed only when asked for
         reports = {g: flops_ui.report(g, 1.0, 224, 1000) for g in GROUPS}
-        st.dataframe([{"g": g, "MFLOPs (flops.py)": round(network_mflops(g, reports[g]), 1),
+        st.dataframe([{"g": g, "MFLOPs (counted here)": round(network_mflops(g, reports[g]), 1),
                        "MFLOPs (Table 1)": TABLE1_MFLOPS[g]} for g in GROUPS], hide_index=True,
                      key="cost_network_table")
         st.caption("The whole ShuffleNet 1x at 224x224 with Table 1's widths, as the FLOPs page counts it: about "

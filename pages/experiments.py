@@ -51,7 +51,7 @@ st.dataframe(comparison_rows(summary, paper), hide_index=True, column_config={
                                                          format="%.2f"),
     "mflops_224_imagenet": st.column_config.NumberColumn("MFLOPs at 224px, 1000 classes", format="%.1f"),
     "wall_time_min": st.column_config.NumberColumn("training time (min)", format="%.1f")})
-st.caption("Multiply-adds as the paper counts them (convolutions and classifier, `shufflenet_viz.flops`); "
+st.caption("Multiply-adds as the paper counts them (convolutions and classifier, as on the FLOPs page); "
            "parameters of the 10-class models. Training time is wall time on the machine named below.")
 
 st.header("The shuffle gain, against the noise")

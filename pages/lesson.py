@@ -5,6 +5,7 @@ import streamlit as st
 
 import ui
 from ui import cost as cost_ui
+from ui import information_flow as ui_flow
 from ui import lesson as lesson_ui
 from ui import shuffle as shuffle_ui
 from ui import unit as unit_ui
@@ -16,26 +17,28 @@ from shufflenet_viz.unit_diagram import figure2_name, unit_lesson_text, unit_of
 
 ui.ensure_shell()
 
-SHUFFLE_VIEWS = {"animation": "the operation", "figure1": "two group convs with a shuffle (Figure 1c)"}
+SHUFFLE_VIEWS = {"animation": "the operation", "figure1": "group convs + shuffle (Figure 1c)"}
 STEPS = ("1x1 convolutions dominate", "Group convolution", "Stacked groups go blind", "The channel shuffle",
          "The ShuffleNet unit", "The network and its cost", "The result on your picture")
 
 
 def step_1() -> None:
     """Why 1x1 convolutions dominate: the g=1 network's multiply-adds by op."""
-    st.markdown(f"In a ShuffleNet with dense 1x1 convolutions (g=1), **{lesson_ui.pointwise_share():.0%}** of the "
-                f"multiply-adds are 1x1 convolutions: they mix every channel with every other one, c x m per pixel. "
-                f"The 3x3 depthwise conv costs only 9 per channel and pixel.")
+    st.markdown(f"A 1x1 convolution mixes its **c** input channels into each of its **m** output channels: c x m "
+                f"multiply-adds per pixel. With ordinary 1x1 convolutions (one group, g=1: the bars' \"1x1 GConv\"), "
+                f"they are **{lesson_ui.pointwise_share():.0%}** of ShuffleNet's multiply-adds; the 3x3 depthwise "
+                f"conv costs only 9 per channel and pixel.")
     ui.show(lesson_ui.pointwise_figure(), "lesson_pointwise", download="lesson_1_pointwise", **lesson_ui.fit())
 
 
 def step_2() -> None:
     """One group convolution: each output reads its own group."""
+    st.markdown("A **group convolution** splits the channels into **g** groups (colours); each output channel "
+                "reads only its own group, so a 1x1 conv takes c x m / g multiply-adds: with g=3 it costs a third, "
+                "and the same budget affords wider layers. Each channel is drawn as g dots, one per input group: filled in the group's "
+                "colour when that group reaches the channel, an empty circle when it does not.")
     figure, _ = shuffle_ui.figure1(12, 3, 1, (False,))
     ui.show(figure, "lesson_group_conv", download="lesson_2_group_conv", **lesson_ui.fit())
-    st.markdown("A **group convolution** splits the channels into g groups; each output channel reads only its own "
-                "group. A 1x1 conv with g=3 costs a third of the dense one, so the same budget affords wider "
-                "layers.")
 
 
 def step_3() -> None:
@@ -52,12 +55,16 @@ def step_4() -> None:
     """The shuffle: the animation with its exports, or Figure 1 with a shuffle."""
     channels = lesson_ui.LESSON_CHANNELS[ui.projector_mode()]
     figure, stacks = shuffle_ui.figure1(12, 3, 2)
-    view = st.segmented_control("Show", list(SHUFFLE_VIEWS), format_func=SHUFFLE_VIEWS.get, key="lesson_shuffle_view",
-                                required=True, default="animation", label_visibility="collapsed")
+    choice, exports = st.columns(2, vertical_alignment="center")
+    view = choice.segmented_control("Show", list(SHUFFLE_VIEWS), format_func=SHUFFLE_VIEWS.get,
+                                    key="lesson_shuffle_view", required=True, default="animation",
+                                    label_visibility="collapsed")
     if view == "animation":
-        ui.show(shuffle_ui.animation_figure(channels, 3), "lesson_animation", download="lesson_4_shuffle",
-                **lesson_ui.fit())
-        lesson_ui.animation_exports(channels, 3, "lesson_export")
+        with exports:
+            lesson_ui.animation_exports(channels, 3, "lesson_export")
+        # On a slide the exports above stand for the figure's own downloads.
+        ui.show(lesson_ui.shuffle_animation_for_screen(channels, 3), "lesson_animation",
+                download=None if ui.projector_mode() else "lesson_4_shuffle")
     else:
         ui.show(figure, "lesson_figure1", download="lesson_4_figure1", **lesson_ui.fit())
     st.markdown(f"Reshape to g x C/g, transpose, flatten: no arithmetic at all. {flow.toy_shuffle_sentence(*stacks)}")
@@ -69,7 +76,7 @@ def step_5(current) -> None:
     unit = "stage2.unit2"
     title = f"{loaded.label}, {unit}: {figure2_name(unit_of(loaded.model, unit))}"
     ui.show(unit_ui.diagram_figure(loaded.name, current.sha256, unit, "live", "shuffle", title, current.image,
-                                   compact=True), "lesson_unit", download="lesson_5_unit", **lesson_ui.fit())
+                                   compact=True), "lesson_unit", download="lesson_5_unit", **lesson_ui.fit(1.15))
     st.markdown(unit_lesson_text(unit_of(loaded.model, unit)))
     st.page_link("pages/unit.py", label="Open the unit page: click any box for its feature maps",
                  icon=":material/account_tree:", query_params=unit_ui.link_to_unit(loaded.name, unit))
@@ -79,20 +86,24 @@ def step_6() -> None:
     """The widths a fixed budget affords for each g (Table 1)."""
     _, rows = cost_ui.widths()
     ui.show(cost_ui.widths_figure(), "lesson_widths", download="lesson_6_widths", **lesson_ui.fit())
-    st.markdown(affordable_widths_sentence(rows) + " The whole network stays near 140 MFLOPs (Table 1: "
+    st.markdown(affordable_widths_sentence(rows) + " The whole network stays near 140 million multiply-adds (the "
+                "paper's \"MFLOPs\": millions of multiply-adds; Table 1: "
                 + ", ".join(f"{TABLE1_MFLOPS[row.groups]}" for row in rows) + " for g = "
                 + ", ".join(str(row.groups) for row in rows) + "; the FLOPs page recounts them).")
 
 
 def step_7(current) -> None:
-    """Both models' answers on the picture."""
+    """Both models' answers on the picture, then the right-hand model with its shuffle on and switched off."""
     pair = ui.model_pair()
     for side, loaded in ui.side_by_side(pair):
         name, probability = ui.classify_cached(loaded.name, current.sha256, current.image).top(1)[0]
-        st.subheader(f"{loaded.label}: {name} ({probability:.0%})")
-        ui.show(ui.top_k_figure(loaded.name, current.sha256, side, current.image), f"lesson_top_k_{side}",
-                download=f"lesson_7_top5_{side}", **lesson_ui.fit())
-    st.caption(f"The comparison is the pair chosen in the sidebar: {pair[0].label} against {pair[1].label}.")
+        st.subheader(f"{loaded.label}: {name} ({probability:.0%})", anchor=False)
+    right = pair[1]
+    ui.show(lesson_ui.shuffle_off_figure(right.name, current.sha256, current.image), "lesson_shuffle_off",
+            download="lesson_7_shuffle_off", **lesson_ui.fit(1.05))
+    st.markdown(lesson_ui.shuffle_off_sentence(
+        right, ui.classify_cached(right.name, current.sha256, current.image),
+        ui_flow.classify_without_shuffle(right.name, current.sha256, current.image)))
 
 
 current = ui.require_image()
@@ -100,9 +111,10 @@ step = lesson_ui.open_step(len(STEPS))
 st.title(f"Lesson {step} of {len(STEPS)}: {STEPS[step - 1]}", anchor=False)
 back, middle, forward = st.columns([1, 4, 1], vertical_alignment="center")
 back.button("Back", key="lesson_back", on_click=lesson_ui.go_to, args=(step - 1,), disabled=step == 1,
-            icon=":material/arrow_back:", width="stretch")
+            icon=":material/arrow_back:", width="stretch", shortcut="PageUp")
 middle.progress(step / len(STEPS))
 forward.button("Next", key="lesson_next", on_click=lesson_ui.go_to, args=(step + 1,),
-               disabled=step == len(STEPS), icon=":material/arrow_forward:", width="stretch", type="primary")
+               disabled=step == len(STEPS), icon=":material/arrow_forward:", width="stretch", type="primary",
+               shortcut="PageDown")  # a presenter's clicker sends PageDown and PageUp
 [step_1, step_2, step_3, step_4, lambda: step_5(current), step_6, lambda: step_7(current)][step - 1]()
 ui_url.to_url({"step": (lesson_ui.STEP_KEY, step)})

@@ -111,8 +111,8 @@ def _predict(args) -> int:
 def _fetch(args) -> int:
     from tqdm import tqdm
 
-    from .imagenet import CATALOGUE, RECOMMENDED, fetch_imagenet, find_checkpoint
-    from .weights import FETCHED_DIR, WeightsError
+    from .imagenet import INSTALLED, CATALOGUE, RECOMMENDED, exit_status, find_checkpoint, install_checkpoints
+    from .weights import WeightsError
 
     try:
         if args.all:
@@ -123,18 +123,32 @@ def _fetch(args) -> int:
             checkpoints = [find_checkpoint(args.groups, args.width, args.source)]
     except WeightsError as error:
         raise UsageError(f"weights fetch: {error}") from None
-    for checkpoint in checkpoints:
-        with tqdm(desc=checkpoint.name, unit="B", unit_scale=True, disable=args.quiet) as bar:
-            def progress(done: int, total: int | None) -> None:
-                bar.total = total
-                bar.update(done - bar.n)
+    bars = []
 
-            try:
-                name = fetch_imagenet(checkpoint, mirror=args.mirror, progress=progress, timeout=args.timeout)
-            except WeightsError as error:
-                raise UsageError(f"weights fetch: {error}") from None
-        print(f"installed {name} in {FETCHED_DIR} (untracked); the app lists it after a reload")
-    return 0
+    def progress_for(checkpoint):
+        bar = tqdm(desc=checkpoint.name, unit="B", unit_scale=True, disable=args.quiet)
+        bars.append(bar)
+
+        def progress(done: int, total: int | None) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+        return progress
+
+    try:
+        outcomes = install_checkpoints(checkpoints, mirror=args.mirror, progress_for=progress_for,
+                                       timeout=args.timeout)
+    finally:
+        for bar in bars:
+            bar.close()
+    for outcome in outcomes:  # what worked on stdout, what did not on stderr: one line per model either way
+        print(outcome.line(), file=sys.stdout if outcome.usable else sys.stderr, flush=True)
+    status = exit_status(outcomes)
+    usable = sum(outcome.usable for outcome in outcomes)
+    if len(outcomes) > 1:
+        print(f"{usable} of {len(outcomes)} models installed or already there (exit status {status})")
+    if any(outcome.status == INSTALLED for outcome in outcomes):
+        print("the app lists the new models after a reload")
+    return status
 
 
 def _list(args) -> int:
@@ -243,14 +257,19 @@ def build_parser() -> argparse.ArgumentParser:
     fetch = weights_commands.add_parser(
         "fetch", help="download published ImageNet weights (the only command that downloads anything)",
         description="Download, verify (sha256/sha1), convert and install published ImageNet ShuffleNet v1 "
-                    "weights into an untracked folder: the official 0.5x g=3/g=8 or osmr's g=1/g=3 models.")
+                    "weights into an untracked folder: the official 0.5x g=3/g=8 or osmr's g=1/g=3 models. "
+                    "Each model gets one line: installed, already there (stdout), not in the mirror, failed "
+                    "(stderr), with why; one that cannot be had does not stop the others.",
+        epilog="exit status: 0 every model asked for is installed (now or before), 1 some are, 2 none are "
+               "(or bad input).")
     fetch.add_argument("dataset", choices=("imagenet",))
     fetch.add_argument("--groups", type=int, choices=(1, 3, 8))
     fetch.add_argument("--width", type=float, default=0.5, choices=(1.0, 0.5, 0.25))
     fetch.add_argument("--source", choices=("official", "osmr"),
                        help="whose checkpoint (default: the official one where it exists, else osmr's)")
     fetch.add_argument("--all", action="store_true",
-                       help="the models the app offers: official 0.5x g=3 and g=8, osmr 0.25x g=3")
+                       help="the models the app offers: official 0.5x g=3 and g=8, osmr 0.25x g=3, osmr 1x g=1 "
+                            "and g=3")
     fetch.add_argument("--mirror", default=os.environ.get("SHUFFLENET_LENS_MIRROR"), metavar="DIR_OR_URL",
                        help="a folder or http(s) URL holding the published files, tried first "
                             "(default: $SHUFFLENET_LENS_MIRROR)")

@@ -19,11 +19,12 @@ import plotly
 import plotly.graph_objects as go
 from PIL import Image
 
+from .flow.animation import MOVE_FRAME_MS, STAGE_HOLD_MS
+
 PLOTLY_JS = Path(plotly.__file__).resolve().parent / "package_data" / "plotly.min.js"
 STATIC_FORMATS = {"png": "image/png", "svg": "image/svg+xml"}
 RENDER_TIMEOUT_S = 60  # one figure; a busy 2-core server renders one in well under a second once warm
-KEY_FRAME_MS = 1200  # the GIF holds each stage of the shuffle this long
-MOVE_FRAME_MS = 90  # and moves between stages at this pace
+KEY_FRAME_MS = STAGE_HOLD_MS  # the GIF holds each stage of the shuffle as long as the page's Play does
 
 
 class ExportError(Exception):

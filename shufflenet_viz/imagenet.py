@@ -1,7 +1,8 @@
 """Opt-in ImageNet-1k weights: published ShuffleNet v1 checkpoints, fetched, verified and converted.
 
-This is the only code in the project that downloads anything, and only when a user asks for it (the CLI's
-`weights fetch imagenet` or the sidebar's button). Two published families are known:
+This is the only code in the project that downloads anything, and only when the server's owner asks for it
+(the CLI's `weights fetch imagenet`, or the sidebar's button where the owner's settings allow it: see
+`install_allowed`). Two published families are known:
 - the official code's checkpoints (megvii-model/ShuffleNet-Series, MIT): 0.5x with g=3 and g=8, in the
   "official" unit layout, trained on BGR 0-255 pixels;
 - osmr/imgclsmob's (MIT): g=1 and g=3 at 0.25x, 0.5x and 1x, in the paper's layout.
@@ -9,13 +10,15 @@ This is the only code in the project that downloads anything, and only when a us
 Each download is capped in size and time, checked against its published hash before anything is written
 where the app looks, converted to this package's module names, loaded into our model (strictly: every
 tensor maps), and only then saved into the fetched-weights folder with a manifest entry of its provenance.
-A mirror (a folder or an http(s) URL holding the published files under their names) is tried first.
+A mirror (a folder or an http(s) URL holding the published files under their names, named by the server's
+configuration, never by a visitor) is tried first.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import ipaddress
 import os
 import re
 import tempfile
@@ -32,9 +35,11 @@ import torch
 
 from .model import STAGE_NAMES, STAGE_REPEATS, ShuffleNetConfig, ShuffleNetV1, count_parameters
 from .preprocess import Preprocessing
-from .weights import FETCHED_DIR, WeightsError, write_manifest_entry
+from .weights import FETCHED_DIR, WeightsError, read_manifest, verify_all, write_manifest_entry
 
 MIRROR_ENV = "SHUFFLENET_LENS_MIRROR"
+# The owner's switch for the app's install button (see `install_allowed`).
+OWNER_INSTALL_ENV = "SHUFFLENET_LENS_OWNER_INSTALL"
 TIMEOUT_S = 30.0  # no byte for this long, or a whole download longer than DOWNLOAD_DEADLINE_S, fails it
 DOWNLOAD_DEADLINE_S = 600.0
 CHUNK = 1 << 16
@@ -114,8 +119,10 @@ CATALOGUE: dict[str, ImageNetCheckpoint] = {c.name: c for c in (
     _osmr(1, 1.0, "v0.0.223", "1389", "4cfb65a30761fe548e0b5afbb5d89793ec41e4e9"),
     _osmr(3, 1.0, "v0.0.244", "1348", "ce54f64ecff87556a4303380f46abaaf649eb308"),
 )}
-# What the sidebar offers with one button: the official pair, and osmr's model that the shared mirror holds.
-RECOMMENDED: tuple[str, ...] = ("imagenet_official_g3_w0.5", "imagenet_official_g8_w0.5", "imagenet_osmr_g3_w0.25")
+# What `--all` and the sidebar's one button install: the official 0.5x pair, osmr's 0.25x g=3, and osmr's 1x g=1
+# and g=3, the paper's own headline pair (Table 1: 144 vs 240 channels at Stage 2).
+RECOMMENDED: tuple[str, ...] = ("imagenet_official_g3_w0.5", "imagenet_official_g8_w0.5", "imagenet_osmr_g3_w0.25",
+                                "imagenet_osmr_g1_w1", "imagenet_osmr_g3_w1")
 
 
 def download_size_text(checkpoints: list[ImageNetCheckpoint]) -> str:
@@ -128,9 +135,9 @@ def download_size_text(checkpoints: list[ImageNetCheckpoint]) -> str:
         parts.append(", ".join(f"{c.size_bytes / 1e6:.1f} MB for {c.label}" for c in known)
                      + (f" ({sum(c.size_bytes for c in known) / 1e6:.1f} MB together)" if len(known) > 1 else ""))
     if capped:
-        names = ", ".join(c.label for c in capped)
-        parts.append(f"at most {sum(c.max_bytes for c in capped) / 1e6:.0f} MB for {names}, whose size the catalogue "
-                     "does not pin (the download cap)")
+        parts.append(", ".join(f"at most {c.max_bytes / 1e6:.0f} MB for {c.label}" for c in capped)
+                     + (", whose sizes the catalogue does not pin (the download caps)" if len(capped) > 1
+                        else ", whose size the catalogue does not pin (the download cap)"))
     return "Download: " + "; ".join(parts)
 
 
@@ -238,6 +245,14 @@ def build_converted_model(checkpoint: ImageNetCheckpoint, payload: bytes) -> Shu
 
 # --- download ---------------------------------------------------------------------------------------------
 
+class SourceMissing(WeightsError):
+    """The place asked holds no such file (no file in a folder, HTTP 404 or 410)."""
+
+
+class MissingFromMirror(WeightsError):
+    """The mirror holds no such file, and the publisher could not provide it either."""
+
+
 def read_source(location: str, max_bytes: int, progress: Progress | None = None,
                 timeout: float = TIMEOUT_S, deadline: float = DOWNLOAD_DEADLINE_S) -> bytes:
     """The bytes at a local path or an http(s) URL, refusing more than `max_bytes`, a silence longer than
@@ -249,6 +264,8 @@ def read_source(location: str, max_bytes: int, progress: Progress | None = None,
             if size > max_bytes:
                 raise WeightsError(f"{location} is {size:,} bytes, more than the {max_bytes:,} expected")
             data = path.read_bytes()
+        except FileNotFoundError as error:
+            raise SourceMissing(f"{location} does not exist") from error
         except OSError as error:
             raise WeightsError(f"cannot read {location} ({error.strerror or error})") from error
         if progress:
@@ -276,7 +293,8 @@ def read_source(location: str, max_bytes: int, progress: Progress | None = None,
     except WeightsError:
         raise
     except urllib.error.HTTPError as error:
-        raise WeightsError(f"{location} answered HTTP {error.code} ({error.reason})") from error
+        kind = SourceMissing if error.code in (404, 410) else WeightsError
+        raise kind(f"{location} answered HTTP {error.code} ({error.reason})") from error
     except (urllib.error.URLError, OSError, TimeoutError, ValueError) as error:
         reason = getattr(error, "reason", None) or error
         raise WeightsError(f"could not download {location} ({reason})") from error
@@ -309,16 +327,18 @@ def _payload(checkpoint: ImageNetCheckpoint, data: bytes, location: str) -> byte
 
 def download_checkpoint(checkpoint: ImageNetCheckpoint, mirror: str | None = None,
                         progress: Progress | None = None, timeout: float = TIMEOUT_S) -> tuple[bytes, str]:
-    """(verified .pth bytes, where they came from): the mirror first (when given), then the publisher."""
+    """(verified .pth bytes, where they came from): the mirror first (when given), then the publisher. Raises
+    MissingFromMirror when the mirror lacks the file and the publisher fails too, else WeightsError."""
     locations = ([mirror_location(mirror, checkpoint.file_name)] if mirror else []) + [checkpoint.url]
-    failures = []
+    failures, mirror_lacks_it = [], False
     for location in locations:
         try:
             data = read_source(location, checkpoint.max_bytes, progress, timeout)
             return _payload(checkpoint, data, location), location
         except WeightsError as error:
+            mirror_lacks_it = mirror_lacks_it or (isinstance(error, SourceMissing) and location != checkpoint.url)
             failures.append(str(error))
-    raise WeightsError("; ".join(failures))
+    raise (MissingFromMirror if mirror_lacks_it else WeightsError)("; ".join(failures))
 
 
 def fetch_imagenet(checkpoint: ImageNetCheckpoint, fetched_dir: Path | None = None, mirror: str | None = None,
@@ -334,8 +354,8 @@ def fetch_imagenet(checkpoint: ImageNetCheckpoint, fetched_dir: Path | None = No
     except WeightsError as error:
         hint = "" if mirror else f" Offline? Point --mirror (or {MIRROR_ENV}) at a folder holding " \
                                  f"{checkpoint.file_name}."
-        raise WeightsError(f"{checkpoint.name} was not installed: {error}.{hint} Nothing was changed; the "
-                           f"CIFAR-10 models keep working.") from error
+        raise type(error)(f"{checkpoint.name} was not installed: {error}.{hint} Nothing was changed; the "
+                          f"CIFAR-10 models keep working.") from error
     model = build_converted_model(checkpoint, payload)
     try:
         fetched_dir.mkdir(parents=True, exist_ok=True)
@@ -375,3 +395,92 @@ def fetch_imagenet(checkpoint: ImageNetCheckpoint, fetched_dir: Path | None = No
                      "hardware": f"trained by the publisher ({checkpoint.homepage})"},
     }, fetched_dir)
     return checkpoint.name
+
+
+# --- installing several at once, and who may --------------------------------------------------------------
+
+INSTALLED, ALREADY_THERE, NOT_IN_MIRROR, FAILED = "installed", "already there", "not in the mirror", "failed"
+EXIT_ALL, EXIT_SOME, EXIT_NONE = 0, 1, 2  # exit statuses of a fetch: every model asked for is installed, some, none
+
+
+@dataclass(frozen=True)
+class InstallOutcome:
+    """What became of one model asked for: its name, one of INSTALLED, ALREADY_THERE, NOT_IN_MIRROR, FAILED,
+    and why (where it came from, or the reason it could not be had)."""
+
+    name: str
+    status: str
+    detail: str
+
+    @property
+    def usable(self) -> bool:
+        return self.status in (INSTALLED, ALREADY_THERE)
+
+    def line(self) -> str:
+        """The outcome as one line, as the command line prints it."""
+        return f"{self.status:17s}  {self.name:26s} {self.detail}"
+
+
+def install_checkpoints(checkpoints: list[ImageNetCheckpoint], fetched_dir: Path | None = None,
+                        mirror: str | None = None, progress_for: Callable[[ImageNetCheckpoint], Progress] | None = None,
+                        timeout: float = TIMEOUT_S) -> list[InstallOutcome]:
+    """Install each checkpoint that is not installed yet (`fetch_imagenet`), one after the other; a model that
+    cannot be had is reported and the others are still tried."""
+    fetched_dir = Path(fetched_dir or FETCHED_DIR)
+    present = verify_all(fetched_dir)[0]
+    outcomes = []
+    for checkpoint in checkpoints:
+        if checkpoint.name in present:
+            outcomes.append(InstallOutcome(checkpoint.name, ALREADY_THERE, f"in {fetched_dir}"))
+            continue
+        try:
+            fetch_imagenet(checkpoint, fetched_dir, mirror, progress_for(checkpoint) if progress_for else None,
+                           timeout)
+        except WeightsError as error:
+            why = str(error).removeprefix(f"{checkpoint.name} was not installed: ")
+            outcomes.append(InstallOutcome(checkpoint.name, NOT_IN_MIRROR if isinstance(error, MissingFromMirror)
+                                           else FAILED, why))
+        else:
+            origin = read_manifest(fetched_dir)[checkpoint.name]["provenance"]["fetched_from"]
+            outcomes.append(InstallOutcome(checkpoint.name, INSTALLED, f"from {origin} into {fetched_dir}"))
+    return outcomes
+
+
+def exit_status(outcomes: list[InstallOutcome]) -> int:
+    """EXIT_ALL when every model asked for is installed (now or before), EXIT_SOME when some are, else EXIT_NONE."""
+    usable = sum(outcome.usable for outcome in outcomes)
+    return EXIT_ALL if usable == len(outcomes) else EXIT_SOME if usable else EXIT_NONE
+
+
+_SWITCH_WORDS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False,
+                 "off": False}
+
+
+def parse_switch(value: object) -> bool:
+    """An on/off setting from the environment or a settings file (true/false, 1/0, yes/no, on/off); raises
+    ValueError for anything else."""
+    if isinstance(value, bool):
+        return value
+    word = str(value).strip().lower()
+    if word not in _SWITCH_WORDS:
+        raise ValueError(f"{value!r} is not on or off (true/false, 1/0, yes/no, on/off)")
+    return _SWITCH_WORDS[word]
+
+
+def listens_on_loopback_only(address: str | None) -> bool:
+    """Whether a server bound to `address` (Streamlit's server.address; unset means every interface) can be
+    reached from this machine only."""
+    if not address:
+        return False
+    if address.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(address.strip().strip("[]")).is_loopback
+    except ValueError:  # a host name: it may resolve to any interface
+        return False
+
+
+def install_allowed(address: str | None, owner_switch: bool | None) -> bool:
+    """Whether the app offers its install button: as the owner's switch says where it is set, else only on a
+    server that listens on loopback alone (the owner's own machine). Nothing a visitor sends decides it."""
+    return owner_switch if owner_switch is not None else listens_on_loopback_only(address)

@@ -29,6 +29,9 @@ CIFAR_PAIR_PARAMS = {"left_model": CIFAR_PAIR[0], "right_model": CIFAR_PAIR[1]}
 # The published ImageNet checkpoints (never committed); CI has the same mirror beside the clone.
 IMAGENET_MIRROR = ROOT.parent / "shared" / "weights" / "imagenet"
 IMAGENET_PAIR = ("imagenet_official_g3_w0.5", "imagenet_official_g8_w0.5")
+# The recommended models that the mirror holds (its README); osmr's 1x g=1 and g=3 are not in it.
+MIRRORED = ("imagenet_official_g3_w0.5", "imagenet_official_g8_w0.5", "imagenet_osmr_g3_w0.25")
+OSMR_PAIR = ("imagenet_osmr_g1_w1", "imagenet_osmr_g3_w1")  # stood in by checkpoints the tests write
 # Hermetic by default: the app and the CLI (also in subprocesses) see the shipped models only, never ImageNet
 # models a developer fetched into weights/imagenet/. Tests that want ImageNet models use `with_imagenet`.
 os.environ["SHUFFLENET_LENS_FETCHED"] = tempfile.mkdtemp(prefix="lens-no-fetched-")
@@ -84,15 +87,62 @@ def cifar_pair():
 
 @pytest.fixture(scope="session")
 def imagenet_dir(tmp_path_factory) -> Path:
-    """A folder with the recommended ImageNet models installed from the mirror by the real fetch path."""
-    from shufflenet_viz.imagenet import CATALOGUE, RECOMMENDED, fetch_imagenet
+    """A folder with the mirror's ImageNet models installed from it by the real fetch path."""
+    from shufflenet_viz.imagenet import CATALOGUE, fetch_imagenet
 
     if not IMAGENET_MIRROR.is_dir():
         fail_or_skip(f"the ImageNet mirror {IMAGENET_MIRROR} is missing")
     folder = tmp_path_factory.mktemp("imagenet-fetched")
-    for name in RECOMMENDED:
+    for name in MIRRORED:
         fetch_imagenet(CATALOGUE[name], folder, mirror=str(IMAGENET_MIRROR))
     return folder
+
+
+@pytest.fixture(scope="session")
+def osmr_standins(tmp_path_factory) -> tuple[Path, dict]:
+    """(a folder holding stand-ins for osmr's 1x g=1 and g=3 files under their published names, the catalogue
+    entries with the stand-ins' sha1 in place of the published one): pytorchcv's own networks, untrained, saved
+    as osmr saves them, so that their keys and shapes are exactly osmr's."""
+    from dataclasses import replace
+    import hashlib
+
+    import torch
+    from pytorchcv.model_provider import get_model
+
+    from shufflenet_viz.imagenet import CATALOGUE
+
+    folder, checkpoints = tmp_path_factory.mktemp("osmr-standins"), {}
+    for name in OSMR_PAIR:
+        checkpoint = CATALOGUE[name]
+        torch.manual_seed(checkpoint.groups)
+        buffer = io.BytesIO()
+        # osmr's files are in torch's legacy (non-zip) format, as the mirror's 0.25x file shows.
+        torch.save(get_model(f"shufflenet_g{checkpoint.groups}_w1", pretrained=False).state_dict(), buffer,
+                   _use_new_zipfile_serialization=False)
+        (folder / checkpoint.file_name).write_bytes(buffer.getvalue())
+        checkpoints[name] = replace(checkpoint, sha1=hashlib.sha1(buffer.getvalue()).hexdigest())
+    return folder, checkpoints
+
+
+@pytest.fixture(scope="session")
+def imagenet_pair_dir(imagenet_dir, osmr_standins, tmp_path_factory) -> Path:
+    """A folder with all five recommended models installed: the mirror's three and the osmr 1x stand-ins."""
+    import shutil
+
+    from shufflenet_viz.imagenet import fetch_imagenet
+
+    folder = tmp_path_factory.mktemp("imagenet-pair")
+    shutil.copytree(imagenet_dir, folder, dirs_exist_ok=True)
+    standins, checkpoints = osmr_standins
+    for checkpoint in checkpoints.values():
+        fetch_imagenet(checkpoint, folder, mirror=str(standins))
+    return folder
+
+
+@pytest.fixture()
+def with_imagenet_pair(imagenet_pair_dir, monkeypatch) -> Path:
+    """The app lists all five recommended ImageNet models, osmr's 1x g=1 / g=3 pair among them."""
+    return _fetched_models_in(imagenet_pair_dir, monkeypatch)
 
 
 @pytest.fixture(scope="session")
@@ -108,11 +158,16 @@ def imagenet_models(imagenet_dir):
 @pytest.fixture()
 def with_imagenet(imagenet_dir, monkeypatch) -> Path:
     """The app (AppTest or a server started from this test) lists the installed ImageNet models."""
+    return _fetched_models_in(imagenet_dir, monkeypatch)
+
+
+def _fetched_models_in(folder: Path, monkeypatch) -> Path:
+    """Point the app and the command line (also in subprocesses) at this folder of fetched models."""
     from shufflenet_viz import weights
 
-    monkeypatch.setattr(weights, "FETCHED_DIR", imagenet_dir)
-    monkeypatch.setenv("SHUFFLENET_LENS_FETCHED", str(imagenet_dir))
-    return imagenet_dir
+    monkeypatch.setattr(weights, "FETCHED_DIR", folder)
+    monkeypatch.setenv("SHUFFLENET_LENS_FETCHED", str(folder))
+    return folder
 
 
 def app_pages() -> list[tuple[str, str]]:

@@ -34,12 +34,12 @@ from .picture import (DEFAULT_SAMPLE, SAMPLES_DIR, UPLOAD_TYPES, CurrentImage, c
                       sample_names)
 from .sidebar import draw_sidebar
 from .state import (CAMERA_KEY, CAMERA_ON_KEY, CHOSEN_KEY, ERROR_KEY, FETCH_MESSAGE_KEY, IMAGE_KEY, INSTALL_KEY,
-                    MIRROR_KEY, MODEL_KEYS, MODEL_PARAMS, PAIR_KEY, PROJECTOR_KEY, PROJECTOR_PARAM, SAMPLE_KEY, SIDES,
+                    MODEL_KEYS, MODEL_PARAMS, PAIR_KEY, PROJECTOR_KEY, PROJECTOR_PARAM, SAMPLE_KEY, SIDES,
                     UPLOAD_KEY, projector_mode)
 
 __all__ = [
     "ANY_PAIR", "CAMERA_KEY", "CAMERA_ON_KEY", "CARD_MAX_CLASSES", "CHOSEN_KEY", "CurrentImage", "DEFAULT_SAMPLE",
-    "ERROR_KEY", "FETCH_MESSAGE_KEY", "IMAGE_KEY", "INSTALL_KEY", "MIRROR_KEY", "MODEL_KEYS", "MODEL_PARAMS",
+    "ERROR_KEY", "FETCH_MESSAGE_KEY", "IMAGE_KEY", "INSTALL_KEY", "MODEL_KEYS", "MODEL_PARAMS",
     "ModelShelf", "PAIR_KEY", "PAIR_PRESETS", "PROJECTOR_KEY", "PROJECTOR_PARAM", "SAMPLES_DIR", "SAMPLE_KEY",
     "SEEN_SIDE", "SIDES", "TOP_K", "UPLOAD_KEY", "UPLOAD_TYPES", "available_presets", "classify_cached",
     "current_image", "default_model_names", "ensure_shell", "for_screen", "loaded_models", "model_card_figures",

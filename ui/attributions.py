@@ -184,7 +184,7 @@ def _show_attribution(loaded: LoadedModel, image, result: Attribution, option_ke
     png_column, npy_column = st.columns(2)
     png_column.download_button("PNG", png, file_name=f"{stem}.png", mime="image/png", key=f"at_png_{side}",
                                help="The overlay as shown, with its colour scale.")
-    npy_column.download_button(".npy", to_npy_bytes(result.values), file_name=f"{stem}.npy",
+    npy_column.download_button("Raw values (NumPy)", to_npy_bytes(result.values), file_name=f"{stem}.npy",
                                mime="application/octet-stream", key=f"at_npy_{side}",
                                help=f"The raw attribution, shape {result.values.shape}, for numpy.load.")
     st.caption(f"Computed in {result.seconds:.2f} s.")

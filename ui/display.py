@@ -3,6 +3,7 @@ PNG and SVG downloads where a page offers them."""
 
 from __future__ import annotations
 
+import contextvars
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
@@ -11,28 +12,56 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from shufflenet_viz import export
-from shufflenet_viz.figures.common import projector_style
+from shufflenet_viz.figures.common import PROJECTOR_FIGURE_WIDTH_PX, projector_style
 
 from .state import projector_mode
 
-_PROJECTOR_COPIES: dict[int, tuple[weakref.ref, go.Figure]] = {}
+# (figure, (columns side by side, height given)) -> the styled copy
+_PROJECTOR_COPIES: dict[tuple[int, tuple[int, int | None]], tuple[weakref.ref, go.Figure]] = {}
+_COLUMNS: contextvars.ContextVar[int] = contextvars.ContextVar("columns", default=1)  # side by side on the page
 _PROJECTOR_COPIES_MAX = 256  # styled copies of cached figures, a few hundred KB at most each
 DOWNLOAD_WIDTH_PX = 1280  # static exports are drawn for a slide
 T = TypeVar("T")
 
 
-def for_screen(figure: go.Figure | None) -> go.Figure | None:
-    """The figure as the current display mode draws it: itself, or in projector mode a styled copy (made once
-    per cached figure and kept while that figure lives; the cached figure itself is never changed)."""
+PROJECTOR_ROOT_FONT_PX = 20  # the page's text in projector mode (Streamlit's default is 16)
+# A slide: Streamlit's generous paddings (6rem above, 10rem below, 5rem at the sides) would push a step's figure
+# off a 720-pixel screen, and its 2.75rem title takes two lines. The title shares the header's line, between the
+# control that brings back the sidebar (collapsed in projector mode, see app.py) and the app menu.
+_PROJECTOR_PAGE_CSS = f"""<style>
+html {{ font-size: {PROJECTOR_ROOT_FONT_PX}px; }}
+[data-testid=stHeader] {{ background: transparent; }}
+[data-testid=stMainBlockContainer] {{ padding: 0.9rem 1.5rem 0.5rem 1.5rem; }}
+[data-testid=stMain] h1 {{ font-size: 1.6rem; line-height: 1.3; padding: 0.15rem 2.5rem 0.15rem 1.5rem;
+  white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }}
+[data-testid=stMain] h3 {{ font-size: 1.15rem; line-height: 1.4; margin: 0; padding: 0.1rem 0; }}
+[data-testid=stMain] [data-testid=stHeading]:has(h3) [data-testid=stMarkdownContainer] {{ margin-bottom: 0; }}
+[data-testid=stMetricValue] {{ font-size: 1.6rem; }}
+[data-testid=stMain] [data-testid=stVerticalBlock] {{ gap: 0.5rem; }}
+[data-testid=stMain] [data-testid=stMarkdownContainer] p {{ margin-bottom: 0.2rem; }}
+</style>"""
+
+
+def dress_page_for_projector() -> None:
+    """Lay the page out as a slide: larger type, slim paddings, a one-line title (projector mode only)."""
+    if projector_mode():
+        st.html(_PROJECTOR_PAGE_CSS)
+
+
+def for_screen(figure: go.Figure | None, height: int | None = None) -> go.Figure | None:
+    """The figure as the current display mode draws it: itself, or in projector mode a styled copy for the width
+    it gets and the `height` a page gives it (made once per cached figure and size and kept while that figure
+    lives; the cached figure itself is never changed)."""
     if figure is None or not projector_mode():
         return figure
-    remembered = _PROJECTOR_COPIES.get(id(figure))
+    size = (_COLUMNS.get(), height)
+    remembered = _PROJECTOR_COPIES.get((id(figure), size))
     if remembered is not None and remembered[0]() is figure:
         return remembered[1]
-    styled = projector_style(figure)
+    styled = projector_style(figure, PROJECTOR_FIGURE_WIDTH_PX / size[0], height)
     if len(_PROJECTOR_COPIES) >= _PROJECTOR_COPIES_MAX:
         _PROJECTOR_COPIES.pop(next(iter(_PROJECTOR_COPIES)))
-    _PROJECTOR_COPIES[id(figure)] = (weakref.ref(figure), styled)
+    _PROJECTOR_COPIES[(id(figure), size)] = (weakref.ref(figure), styled)
     return styled
 
 
@@ -40,7 +69,7 @@ def show(figure: go.Figure, key: str, download: str | None = None, **chart_optio
     """Put a figure on screen as the display mode draws it (projector styling, the house theme rather than
     Streamlit's), with PNG and SVG downloads under it when `download` names the files' stem. Returns what
     st.plotly_chart returns (the selection state when `on_select` is given)."""
-    shown = for_screen(figure)
+    shown = for_screen(figure, chart_options.get("height"))
     state = st.plotly_chart(shown, theme=None, key=key, **chart_options)
     if download is not None:
         _downloads(shown, key, download)
@@ -69,4 +98,8 @@ def side_by_side(items: Sequence[T]) -> Iterator[tuple[int, T]]:
     yields (side, item) while that item's column is open, so that a page writes its per-side loop once."""
     for side, (column, item) in enumerate(zip(st.columns(len(items), gap="large"), items)):
         with column:
-            yield side, item
+            shared = _COLUMNS.set(len(items))  # a figure in a column gets that share of the page's width
+            try:
+                yield side, item
+            finally:
+                _COLUMNS.reset(shared)

@@ -188,8 +188,8 @@ def stored_accuracy(grouped: LoadedModel) -> None:
     accuracy = flow.manifest_ablation(grouped)
     if accuracy is None:
         st.info(f"No accuracy with and without the shuffle is stored for {grouped.label}. This page shows only the "
-                f"numbers stored in the weights manifest when the weights were made, and these weights came without "
-                f"them; it measures none itself.")
+                f"numbers recorded with the model when it was trained, and this model came without them; it "
+                f"measures none itself.")
         return
     scores = st.columns(3)
     scores[0].metric("Our accuracy, shuffle on", f"{accuracy.with_shuffle:.1%}")

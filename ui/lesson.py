@@ -6,19 +6,29 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 import streamlit as st
+from PIL import Image
 
-from shufflenet_viz import export
+from shufflenet_viz import export, flow
 from shufflenet_viz.figures.common import projector_style
 from shufflenet_viz.figures.cost import op_share_figure
 
+from shufflenet_viz.figures.flow import prediction_change_figure
+from shufflenet_viz.figures.shuffle import shuffle_animation_figure
+from shufflenet_viz.inference import Classification
+from shufflenet_viz.weights import LoadedModel
+
+from .classify import classify_cached
 from .flops import report
+from .information_flow import classify_without_shuffle
 from .shuffle import animation_figure
 from .state import projector_mode
 from .url import from_url
 
 STEP_KEY = "lesson_step"
 LESSON_CHANNELS = {False: 24, True: 12}  # projector mode -> channels of the lesson's shuffle animation
-PROJECTOR_CHART_PX = 420  # below the step's title and buttons on a 720-pixel screen
+PROJECTOR_CHART_PX = 370  # below the step's title, buttons and words on a 720-pixel screen
+SLIDE_MARKER_PX = 17  # the animation's channels on a slide, before the projector enlarges them
+SHUFFLE_OFF_CLASSES = 2  # the demonstration's classes from each top list: four pairs of bars fit a slide
 
 
 def open_step(steps: int) -> int:
@@ -34,9 +44,10 @@ def go_to(step: int) -> None:
     st.session_state[STEP_KEY] = step
 
 
-def fit() -> dict:
-    """Chart options that keep a step on one projector screen (1280x720) in projector mode."""
-    return {"height": PROJECTOR_CHART_PX} if projector_mode() else {}
+def fit(share: float = 1.0) -> dict:
+    """Chart options that keep a step on one projector screen (1280x720) in projector mode: the chart takes
+    `share` of the height a step's figure gets."""
+    return {"height": int(PROJECTOR_CHART_PX * share)} if projector_mode() else {}
 
 
 # Bounded: one figure.
@@ -51,6 +62,19 @@ def pointwise_share() -> float:
     counted = report(1, 1.0, 224, 1000)
     ops = [op for unit in counted.units for op in unit.ops]
     return sum(op.macs for op in ops if op.op in ("compress_conv", "expand_conv")) / counted.total_macs
+
+
+# Bounded: a few figures (channels x groups as the lesson shows them).
+@st.cache_resource(max_entries=4, show_spinner=False)
+def slide_animation_figure(channels: int, groups: int) -> go.Figure:
+    """The shuffle animation with markers small enough that, enlarged for a projector, the whole animation with
+    its buttons fits a 720-pixel screen below the step's title."""
+    return shuffle_animation_figure(flow.shuffle_animation(channels, groups), SLIDE_MARKER_PX)
+
+
+def shuffle_animation_for_screen(channels: int, groups: int) -> go.Figure:
+    """The lesson's shuffle animation as the display mode needs it: the slide's in projector mode."""
+    return slide_animation_figure(channels, groups) if projector_mode() else animation_figure(channels, groups)
 
 
 # Bounded: 8 files of ~5 MB (plotly.js is embedded).
@@ -96,3 +120,33 @@ def animation_exports(channels: int, groups: int, key: str) -> None:
         gif_column.download_button("Animation as GIF (for slides)", st.session_state[gif_key],
                                    file_name=f"channel_shuffle_C{channels}_g{groups}.gif", mime="image/gif",
                                    key=f"{key}_gif", icon=":material/download:", on_click="ignore")
+
+
+# Bounded: 16 figures of at most four pairs of bars.
+@st.cache_resource(max_entries=16, show_spinner=False)
+def shuffle_off_figure(name: str, image_sha256: str, _image: Image.Image) -> go.Figure:
+    """Model `name`'s most likely classes for the picture with its shuffle on and switched off, side by side."""
+    return prediction_change_figure(classify_cached(name, image_sha256, _image),
+                                    classify_without_shuffle(name, image_sha256, _image), SHUFFLE_OFF_CLASSES)
+
+
+def shuffle_off_sentence(loaded: LoadedModel, on: Classification, off: Classification) -> str:
+    """What switching off the shuffle of the trained model `loaded` did to its answer (`on`, then `off`): exactly
+    that, and not whether training with the shuffle is better, which a model trained without it would show."""
+    label, groups = loaded.label, loaded.model.config.groups
+    (on_name, on_p), (off_name, off_p) = on.top(1)[0], off.top(1)[0]
+    if not loaded.model.config.shuffle:
+        return (f"{label} was trained without a shuffle: there is none to switch off, and its answer stays "
+                f"{on_name} ({on_p:.0%}). Pick a model trained with the shuffle on the right to see it at work.")
+    if groups == 1:
+        return (f"With g=1 there is one group: {label}'s shuffle moves no channel, so switching it off leaves the "
+                f"answer as it was ({on_name}, {on_p:.0%}). Pick a model with g > 1 on the right to see the shuffle "
+                "at work.")
+    if on_name != off_name:
+        change = (f"turns \"{on_name}, {on_p:.0%}\" into \"{off_name}, {off_p:.0%}\"")
+    else:
+        change = (f"still answers \"{on_name}\", but with {off_p:.0%} instead of {on_p:.0%} "
+                  f"({abs(off_p - on_p) * 100:.1f} points {'less' if off_p < on_p else 'more'})")
+    return (f"Same weights, same picture: switching off the shuffle in the trained {label} {change}. The trained "
+            f"network routes information between its {groups} groups through the shuffle. Whether training with a "
+            "shuffle makes a better network is another question, for the page \"Does the shuffle help?\"")

@@ -1,28 +1,38 @@
 """The models: the one cached loader (verified once per process, each built on first use and shared read-only),
-the comparisons the app is built for, the pair the user compares, and the install of the ImageNet models."""
+the comparisons the app is built for, the pair the user compares, and the install of the ImageNet models, an
+action of the server's owner whose settings (mirror, switch) come from the server's configuration alone."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import streamlit as st
+from streamlit import config as streamlit_config
 
 from shufflenet_viz import weights
-from shufflenet_viz.imagenet import CATALOGUE, fetch_imagenet
+from shufflenet_viz.imagenet import (CATALOGUE, MIRROR_ENV, OWNER_INSTALL_ENV, install_allowed, install_checkpoints,
+                                     parse_switch)
 from shufflenet_viz.weights import LoadedModel
 
-from .state import CHOSEN_KEY, FETCH_MESSAGE_KEY, MIRROR_KEY, MODEL_KEYS, PAIR_KEY
+from .state import CHOSEN_KEY, FETCH_MESSAGE_KEY, MODEL_KEYS, PAIR_KEY
 
-# The comparisons offered as one choice, first installed first: (label, left model, right model).
+# The comparisons offered as one choice, the first installed one the default: (label, left model, right model).
+# The paper's own pair first (g=1 vs g=3 at 1x, Table 1), then the official 0.5x pair, then the CIFAR-10 pair.
 PAIR_PRESETS: tuple[tuple[str, str, str], ...] = (
+    ("g=1 vs g=3, ImageNet-1k, osmr 1x", "imagenet_osmr_g1_w1", "imagenet_osmr_g3_w1"),
     ("g=3 vs g=8, ImageNet-1k, official 0.5x", "imagenet_official_g3_w0.5", "imagenet_official_g8_w0.5"),
-    ("g=1 vs g=3, CIFAR-10, trained here with one recipe", "cifar10_g1", "cifar10_g3"),
+    ("g=1 vs g=3, CIFAR-10 1x, trained here with one recipe", "cifar10_g1", "cifar10_g3"),
     *((f"g={g} trained with vs without shuffle, CIFAR-10 0.5x (experiment)", f"cifar10_x0.5_g{g}_s0",
        f"cifar10_x0.5_g{g}_noshuffle_s0") for g in (3, 8)),
-    *((f"g=1 vs g=3, ImageNet-1k (osmr, {width})", f"imagenet_osmr_g1_w{width}", f"imagenet_osmr_g3_w{width}")
-      for width in ("1", "0.5", "0.25")),
+    *((f"g=1 vs g=3, ImageNet-1k, osmr {width}x", f"imagenet_osmr_g1_w{width}", f"imagenet_osmr_g3_w{width}")
+      for width in ("0.5", "0.25")),
 )
+# The server's own settings: a `[shufflenet_lens]` table in .streamlit/secrets.toml (never sent to a browser),
+# overridden by the environment.
+SETTINGS_SECTION = "shufflenet_lens"
 ANY_PAIR = "Any two models"
 
 
@@ -102,8 +112,8 @@ def pair_label(left: str, right: str) -> str:
 
 
 def default_model_names(names: list[str]) -> list[str]:
-    """The default left and right models: the first installed preset (ImageNet official pair, else the
-    CIFAR-10 g=1 / g=3 pair), else the first two models."""
+    """The default left and right models: the first installed preset (osmr's ImageNet 1x g=1 / g=3 pair, else
+    the official 0.5x g=3 / g=8 pair, else the CIFAR-10 g=1 / g=3 pair), else the first two models."""
     presets = available_presets(names)
     if presets:
         return list(presets[0][1:])
@@ -127,32 +137,69 @@ def model_pair() -> tuple[LoadedModel, LoadedModel]:
         st.stop()
 
 
-def install_imagenet(missing: list[str]) -> None:
-    """Fetch the missing recommended ImageNet models with a progress bar, then rerun with the new models as the
-    default pair; the outcome is said on the next run, a failure at once."""
-    mirror = (st.session_state.get(MIRROR_KEY) or "").strip() or None
-    bar = st.progress(0.0, text="Starting the download...")
-    installed, failures = [], []
-    for index, name in enumerate(missing):
-        checkpoint = CATALOGUE[name]
+@dataclass(frozen=True)
+class InstallSettings:
+    """What the server's configuration says about installing the ImageNet models from the app."""
 
-        def progress(done: int, total: int | None, index=index, checkpoint=checkpoint) -> None:
+    allowed: bool  # the install button is offered
+    mirror: str | None  # tried before the publishers
+    problem: str | None  # a setting that could not be read (the button then stays off)
+
+
+def _setting(name: str, environment: str) -> object | None:
+    if os.environ.get(environment, "").strip():
+        return os.environ[environment].strip()
+    if st.secrets.load_if_toml_exists():
+        return st.secrets.get(SETTINGS_SECTION, {}).get(name)
+    return None
+
+
+def install_settings() -> InstallSettings:
+    """The owner's settings for the install button: the mirror and the switch from the environment
+    (SHUFFLENET_LENS_MIRROR, SHUFFLENET_LENS_OWNER_INSTALL) or `[shufflenet_lens]` in .streamlit/secrets.toml
+    (mirror, owner_install), and Streamlit's server.address; never anything a visitor sends."""
+    mirror = _setting("mirror", MIRROR_ENV)
+    switch, problem = _setting("owner_install", OWNER_INSTALL_ENV), None
+    try:
+        owner_switch = None if switch is None else parse_switch(switch)
+    except ValueError as error:
+        owner_switch, problem = False, f"The server's owner_install setting is not understood: {error}."
+    return InstallSettings(install_allowed(streamlit_config.get_option("server.address"), owner_switch),
+                           str(mirror) if mirror else None, problem)
+
+
+def install_imagenet(missing: list[str]) -> None:
+    """Fetch the missing recommended ImageNet models from the configured mirror (then the publishers) with a
+    progress bar, where the server's settings allow it, then rerun with the new models as the default pair; the
+    outcome is said on the next run."""
+    settings = install_settings()
+    if not settings.allowed:  # the button is not drawn then; a click forged into the session changes nothing
+        return
+    bar = st.progress(0.0, text="Starting the download...")
+
+    def progress_for(checkpoint):
+        index = missing.index(checkpoint.name)
+
+        def progress(done: int, total: int | None) -> None:
             share = done / total if total else 0.0
             bar.progress(min(1.0, (index + share) / len(missing)),
                          text=f"{checkpoint.label}: {done / 1e6:.1f} MB" + (f" of {total / 1e6:.1f}" if total else ""))
+        return progress
 
-        try:
-            installed.append(fetch_imagenet(checkpoint, mirror=mirror, progress=progress))
-        except weights.WeightsError as error:
-            failures.append(str(error))
+    outcomes = install_checkpoints([CATALOGUE[name] for name in missing], weights.FETCHED_DIR, settings.mirror,
+                                   progress_for)
     bar.empty()
+    installed = [outcome.name for outcome in outcomes if outcome.usable]
+    failures = [f"{outcome.name}: {outcome.status}, {outcome.detail}" for outcome in outcomes if not outcome.usable]
+    messages = [("success", f"Installed {', '.join(installed)}.")] if installed else []
     if failures:
-        st.error(" ".join(failures) + " On the server, `python -m shufflenet_viz weights fetch imagenet --all "
-                 "--mirror DIR` installs them from a folder (or URL) holding the published files; "
-                 "SHUFFLENET_LENS_MIRROR sets the mirror for this button too.")
+        messages.append(("error", " ".join(failures) + f" On the server, `python -m shufflenet_viz weights fetch "
+                         f"imagenet --all --mirror DIR` installs them from a folder (or URL) holding the published "
+                         f"files; {MIRROR_ENV} (or `mirror` under [{SETTINGS_SECTION}] in .streamlit/secrets.toml) "
+                         f"sets the mirror for this button."))
+    st.session_state[FETCH_MESSAGE_KEY] = messages  # said by the sidebar on the next run
     if installed:
-        st.session_state[FETCH_MESSAGE_KEY] = ("success", f"Installed {', '.join(installed)}.")
         _load_all.clear()  # every session lists the new models on its next run; built models stay valid
         for key in (PAIR_KEY, CHOSEN_KEY, *MODEL_KEYS):
             st.session_state.pop(key, None)
-        st.rerun()
+    st.rerun()

@@ -9,15 +9,14 @@ import streamlit as st
 from shufflenet_viz import weights
 from shufflenet_viz.imagenet import CATALOGUE, RECOMMENDED, download_size_text
 
+from .display import dress_page_for_projector
 from .models import (ANY_PAIR, PAIR_PRESETS, ModelShelf, available_presets, default_model_names, install_imagenet,
-                     loaded_models, model_pair, model_problems, pair_label)
+                     install_settings, loaded_models, model_pair, model_problems, pair_label)
 from .picture import (UPLOAD_TYPES, current_image, on_camera, on_sample, on_upload, picture_problem, sample_label,
                       sample_names, start_with_default_sample)
-from .state import (CAMERA_KEY, CAMERA_ON_KEY, CHOSEN_KEY, FETCH_MESSAGE_KEY, INSTALL_KEY, MIRROR_KEY, MODEL_KEYS,
+from .state import (CAMERA_KEY, CAMERA_ON_KEY, CHOSEN_KEY, FETCH_MESSAGE_KEY, INSTALL_KEY, MODEL_KEYS,
                     MODEL_PARAMS, PAIR_KEY, PROJECTOR_KEY, PROJECTOR_PARAM, SAMPLE_KEY, UPLOAD_KEY)
 from .url import choice, keep_shared
-
-PROJECTOR_ROOT_FONT_PX = 20  # the page's text in projector mode (Streamlit's default is 16)
 
 
 def draw_sidebar(page: str) -> None:
@@ -102,20 +101,28 @@ def _model_inputs() -> None:
 
 def _imagenet_inputs(models: ModelShelf) -> None:
     missing = [name for name in RECOMMENDED if name not in models]
-    message = st.session_state.pop(FETCH_MESSAGE_KEY, None)
-    if message:
-        getattr(st, message[0])(message[1])
+    for kind, text in st.session_state.pop(FETCH_MESSAGE_KEY, []):
+        getattr(st, kind)(text)
     if not missing:
         return
-    with st.expander("Get the ImageNet models", expanded=not any(models.entry(n).get("dataset") == "ImageNet-1k"
-                                                                  for n in models)):
+    settings = install_settings()
+    installed = [models.label(name) for name in models if models.entry(name).get("dataset") == "ImageNet-1k"]
+    title = "Get the ImageNet models" if settings.allowed else "ImageNet models on this server"
+    with st.expander(title, expanded=not installed):
+        if settings.problem:
+            st.warning(settings.problem)
+        if not settings.allowed:
+            # A visitor: what the server has, and how its owner installs the rest; no control reaches the network.
+            st.markdown(f"This server has {', '.join(installed) if installed else 'no ImageNet model'}. Its owner "
+                        f"installs the others ({', '.join(CATALOGUE[name].label for name in missing)}) on the "
+                        f"server with `python -m shufflenet_viz weights fetch imagenet --all`.")
+            return
         st.markdown("Pretrained on ImageNet-1k by their authors, 224x224, 1000 classes: "
                     + ", ".join(CATALOGUE[name].label for name in missing)
-                    + f". {download_size_text([CATALOGUE[n] for n in missing])}; checked "
-                      f"against the published hashes, then kept in `{weights.FETCHED_DIR}` (not in git).")
-        st.text_input("Mirror (optional)", key=MIRROR_KEY, placeholder="a folder or http(s) URL",
-                      help="Tried before the publishers' servers: a folder or URL holding the published files "
-                           "under their names (e.g. megvii_shufflenetv1_g3_0.5x.pth.tar).")
+                    + f". {download_size_text([CATALOGUE[n] for n in missing])}; "
+                      f"{'from the mirror in the server settings, else ' if settings.mirror else ''}from the "
+                      f"publishers, checked against the published hashes, then kept in `{weights.FETCHED_DIR}` "
+                      f"(not in git).")
         # A flag set by the click rather than the button's value: a run that Streamlit restarts before it
         # reaches the sidebar (see ensure_shell) would otherwise lose the click.
         st.button("Download and install", icon=":material/download:", on_click=st.session_state.__setitem__,
@@ -131,7 +138,4 @@ def _display_inputs() -> None:
     st.toggle("Projector mode", key=PROJECTOR_KEY,
               help="Larger type, markers and lines, legible from the back of a room at 1280x720; the shuffle "
                    "animation starts with 12 channels.")
-    if st.session_state[PROJECTOR_KEY]:
-        # Streamlit sizes text in rem; its generous top padding would push a slide's figure off a 720 px screen.
-        st.html(f"<style>html {{ font-size: {PROJECTOR_ROOT_FONT_PX}px; }} "
-                f"[data-testid=stMainBlockContainer] {{ padding-top: 2.5rem; }}</style>")
+    dress_page_for_projector()

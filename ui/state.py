@@ -23,7 +23,6 @@ CHOSEN_KEY = "lens_models_chosen"  # (left, right) as last picked, apart from th
 PAIR_KEY = "lens_pair"
 
 # The ImageNet install.
-MIRROR_KEY = "lens_mirror"
 FETCH_MESSAGE_KEY = "lens_fetch_message"
 INSTALL_KEY = "lens_install_imagenet"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import textwrap
 
 import plotly.graph_objects as go
 
@@ -60,6 +61,22 @@ PROJECTOR_DENSE_MARKER = 12  # markers smaller than this sit side by side (a dot
 PROJECTOR_HEIGHT_SCALE = 1.2  # room for the larger type
 
 
+PROJECTOR_FIGURE_WIDTH_PX = 960  # a figure across the page on the narrowest projector screen (1024 px)
+_GLYPH_EM = 0.56  # the mean width of a character of the sans-serif type, in font sizes
+PROJECTOR_TICK_STANDOFF_PX = 10  # between a vertical axis and its tick labels
+_LINE_EM = 1.3  # a title's line height, in font sizes
+_LEGEND_ENTRY_EM = 2.0  # an upright legend's entry with its symbol and the gap to the next, in font sizes
+
+
+def _wrap(text: str, font_px: float, width_px: float) -> tuple[str, int]:
+    """`text` broken at spaces into lines that fit `width_px` at `font_px` (plotly never wraps a title), and
+    how many lines that makes; text already broken by hand is kept as it is."""
+    if "<br>" in text:
+        return text, text.count("<br>") + 1
+    lines = textwrap.wrap(text, max(12, int(width_px / (_GLYPH_EM * font_px))), break_long_words=False)
+    return "<br>".join(lines), max(1, len(lines))
+
+
 def _scaled(value, factor: float, at_least: float = 0):
     """A size (a number or a list/array of numbers) times `factor`, sizes below `at_least` unchanged; anything
     else unchanged."""
@@ -89,33 +106,38 @@ def _enlarge_trace(trace: dict) -> None:
     _enlarge_font(trace, PROJECTOR_SCALE)
 
 
-def projector_style(figure: go.Figure) -> go.Figure:
+def projector_style(figure: go.Figure, width_px: float = PROJECTOR_FIGURE_WIDTH_PX,
+                    height_px: int | None = None) -> go.Figure:
     """A copy of `figure` legible from the back of a room at 1280x720: larger type, markers and text in the
-    plot, thicker lines. Colours stay as they are (the palette is colour-blind safe); the original figure is
-    not changed, so a cached figure can be shown both ways."""
+    plot, thicker lines; its titles broken into lines that fit `width_px`, the width the figure gets on screen,
+    and `height_px`, the height a page gives it (else its own, enlarged for the larger type). Colours stay as
+    they are (the palette is colour-blind safe); the original figure is not changed, so a cached figure can be
+    shown both ways."""
     data = figure.to_dict()
     layout = data.setdefault("layout", {})
     layout.setdefault("font", {})["size"] = PROJECTOR_FONT_SIZE
     factor = PROJECTOR_FONT_SIZE / FONT_SIZE
-    if isinstance(layout.get("height"), (int, float)):
+    if height_px is not None:
+        layout["height"] = height_px
+    elif isinstance(layout.get("height"), (int, float)):
         layout["height"] = int(layout["height"] * PROJECTOR_HEIGHT_SCALE)
-    margin = layout.get("margin")
-    if isinstance(margin, dict) and isinstance(margin.get("t"), (int, float)):
-        margin["t"] = int(margin["t"] * factor)  # the title and a legend above the plot both grow
     if layout.get("updatemenus") and layout.get("sliders"):
         for slider in layout["sliders"]:  # the larger play buttons need more room left of the slider
             slider["x"], slider["len"] = 0.34, 0.64
-    title = layout.get("title")
-    if isinstance(title, dict):
-        _enlarge_font(title, factor)
     for key in ("annotations", "updatemenus", "sliders"):
         for item in layout.get(key, []):
             _enlarge_font(item, factor)
+    margin = layout.get("margin")
+    extra_title_lines = max(_fit_title(layout, width_px), _fit_panel_titles(layout, width_px))
+    if isinstance(margin, dict) and isinstance(margin.get("t"), (int, float)):
+        # The title and a legend above the plot both grow; each line a title gains needs its own room.
+        margin["t"] = int(margin["t"] * factor + extra_title_lines * _LINE_EM * PROJECTOR_FONT_SIZE)
     for shape in layout.get("shapes", []):
         if isinstance(shape.get("line"), dict) and "width" in shape["line"]:
             shape["line"]["width"] = _scaled(shape["line"]["width"], PROJECTOR_LINE_SCALE)
     if isinstance(layout.get("legend"), dict):
         _enlarge_font(layout["legend"], factor)
+    layout.setdefault("yaxis", {})  # a figure that leaves its axis to the template still gets the standoff
     for key, axis in layout.items():
         if key.startswith(("xaxis", "yaxis")) and isinstance(axis, dict):
             tickfont = axis.get("tickfont")
@@ -123,9 +145,68 @@ def projector_style(figure: go.Figure) -> go.Figure:
                 tickfont["size"] = _scaled(tickfont["size"], factor)
             if isinstance(axis.get("title"), dict):
                 _enlarge_font(axis["title"], factor)
+                if key.startswith("yaxis") and isinstance(layout.get("height"), (int, float)):
+                    _fit_axis_title(axis["title"], layout["height"] - _vertical_margins(layout))
+            if key.startswith("yaxis"):
+                # The larger labels of both axes would meet at the corner where both count from zero.
+                axis.setdefault("ticklabelstandoff", PROJECTOR_TICK_STANDOFF_PX)
+    _fit_legend(data, layout)
     for trace in data.get("data", []):
         _enlarge_trace(trace)
     for frame in data.get("frames", []):
         for trace in frame.get("data", []):
             _enlarge_trace(trace)
     return go.Figure(data, skip_invalid=False)
+
+
+def _fit_title(layout: dict, width_px: float) -> int:
+    """Give the figure's title the projector's type size (plotly's default title is 1.4 times the text, too
+    wide for a slide) and break it into lines that fit `width_px`; returns how many lines it gained."""
+    title = layout.get("title")
+    if not isinstance(title, dict) or not title.get("text"):
+        return 0
+    font = title.setdefault("font", {})
+    font["size"] = font["size"] * PROJECTOR_FONT_SIZE / FONT_SIZE if "size" in font else PROJECTOR_FONT_SIZE
+    title["text"], lines = _wrap(title["text"], font["size"], width_px * (1 - 2 * title.get("x", 0.05)))
+    return lines - 1
+
+
+def _vertical_margins(layout: dict) -> float:
+    margin = layout.get("margin") if isinstance(layout.get("margin"), dict) else {}
+    return float(margin.get("t", 100)) + float(margin.get("b", 80))
+
+
+def _fit_axis_title(title: dict, length_px: float) -> None:
+    """Break a vertical axis's title into lines that fit along the plot's height."""
+    if title.get("text"):
+        size = (title.get("font") or {}).get("size", PROJECTOR_FONT_SIZE)
+        title["text"], _ = _wrap(title["text"], size, length_px)
+
+
+def _fit_legend(data: dict, layout: dict) -> None:
+    """Make a figure with an upright legend tall enough for every entry at the projector's type size."""
+    legend = layout.get("legend") if isinstance(layout.get("legend"), dict) else {}
+    if (legend.get("orientation") == "h" or layout.get("showlegend") is False
+            or not isinstance(layout.get("height"), (int, float))):
+        return
+    entries = sum(1 for trace in data.get("data", []) if trace.get("showlegend", True) is not False
+                  and trace.get("name"))
+    size = (legend.get("font") or {}).get("size", PROJECTOR_FONT_SIZE)
+    needed = entries * _LEGEND_ENTRY_EM * size + _vertical_margins(layout)
+    if entries > 1 and needed > layout["height"]:
+        layout["height"] = int(needed)
+
+
+def _fit_panel_titles(layout: dict, width_px: float) -> int:
+    """Break the titles over side-by-side panels (text annotations placed on the figure above the plot, as
+    make_subplots writes them) into lines that fit one panel's width; returns how many lines the tallest gained."""
+    panels = max(1, sum(1 for key in layout if key.startswith("xaxis")))
+    gained = 0
+    for annotation in layout.get("annotations", []):
+        above = annotation.get("yref") == "paper" and annotation.get("y", 0) >= 1
+        if annotation.get("xref") == "paper" and above and not annotation.get("showarrow", True) \
+                and annotation.get("text"):
+            size = (annotation.get("font") or {}).get("size", PROJECTOR_FONT_SIZE)
+            annotation["text"], lines = _wrap(annotation["text"], size, width_px / panels * 0.9)
+            gained = max(gained, lines - 1)
+    return gained

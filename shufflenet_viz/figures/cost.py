@@ -68,7 +68,7 @@ def affordable_width_figure(budget: float, rows: Sequence[WidthRow], side: int, 
                                 textposition="bottom left", line=dict(color="#000000", width=2, dash="dash"),
                                 name="budget", showlegend=False, hoverinfo="skip"))
     figure.update_xaxes(title_text="channels c of a unit (m = c/4)", range=[0, top])
-    figure.update_yaxes(title_text="million MACs per unit", range=[0, budget / 1e6 * 1.6])
+    figure.update_yaxes(title_text="million multiply-adds per unit", range=[0, budget / 1e6 * 1.6])
     figure.update_layout(legend=dict(orientation="h", y=1.0, x=0, yanchor="bottom"))
     return style(figure, title, height=480)
 

@@ -11,6 +11,7 @@ import torch
 from plotly.subplots import make_subplots
 
 from ..flow import ANIMATION_STAGES, LayeredFlow, ShuffleAnimation
+from ..flow.animation import MOVE_FRAME_MS, STAGE_HOLD_MS
 from .common import FONT_SIZE, group_colour, style
 
 MIXED_COLOUR = "#555555"  # a link carrying several groups at once
@@ -53,12 +54,14 @@ def _animation_traces(animation: ShuffleAnimation, frame: int, marker_size: floa
     return traces
 
 
-def shuffle_animation_figure(animation: ShuffleAnimation, frame_ms: int = 140) -> go.Figure:
-    """The shuffle as a plotly animation: play/pause buttons run every frame; a slider jumps (gliding) to
-    the four key stages. Each channel is a marker labelled with its index and coloured by its input group."""
+def shuffle_animation_figure(animation: ShuffleAnimation, largest_marker_px: float = 36) -> go.Figure:
+    """The shuffle as a plotly animation at a speaking pace: Play runs it from the first stage, moving the
+    channels and holding each stage; Pause stops it; a slider jumps (gliding) to the four key stages. Each channel
+    is a marker labelled with its index and coloured by its input group; markers of at most `largest_marker_px`
+    set the rows' spacing, so a smaller bound makes a shorter figure (a slide's)."""
     all_positions = np.concatenate(animation.positions)
     x_unit_px = _PLOT_WIDTH_PX / (animation.channels + 2)
-    marker_size = float(np.clip(0.85 * x_unit_px, 10, 36))
+    marker_size = float(np.clip(0.85 * x_unit_px, 10, largest_marker_px))
     y_unit_px = max(marker_size / 0.85, 18)
     x_low, x_high = all_positions[:, 0].min() - 1, all_positions[:, 0].max() + 1
     y_low, y_high = all_positions[:, 1].min() - 0.8, all_positions[:, 1].max() + 0.8
@@ -79,8 +82,8 @@ def shuffle_animation_figure(animation: ShuffleAnimation, frame_ms: int = 140) -
             pad=dict(r=10, t=10), font=dict(size=FONT_SIZE),
             buttons=[
                 dict(label="\u25B6 Play", method="animate",
-                     args=[None, dict(mode="immediate", fromcurrent=True, frame=dict(duration=frame_ms, redraw=False),
-                                      transition=dict(duration=frame_ms // 2))]),
+                     args=[None, dict(mode="immediate", frame=_frame_pace(animation),
+                                      transition=dict(duration=MOVE_FRAME_MS))]),
                 dict(label="\u275A\u275A Pause", method="animate",
                      args=[[None], dict(mode="immediate", frame=dict(duration=0, redraw=False),
                                         transition=dict(duration=0))]),
@@ -94,6 +97,15 @@ def shuffle_animation_figure(animation: ShuffleAnimation, frame_ms: int = 140) -
     style(figure, f"Channel shuffle of C={animation.channels} channels in g={animation.groups} groups", height)
     figure.update_layout(margin=dict(b=110))
     return figure
+
+
+def _frame_pace(animation: ShuffleAnimation) -> list[dict]:
+    """Each frame's time on screen when Play runs every frame from the first: a stage reached is held, the frames
+    between stages pass quickly (the first is already on screen, so Play starts moving at once). Per-frame times
+    index the frames Play queues, which is why Play always starts from the first stage."""
+    held = set(animation.key_frames[1:])
+    return [dict(duration=STAGE_HOLD_MS if frame in held else MOVE_FRAME_MS, redraw=False)
+            for frame in range(len(animation.positions))]
 
 
 def _link_segments(link: torch.Tensor, y_from: float, y_to: float, tail_colours: list[str]) -> dict[str, tuple]:

@@ -62,7 +62,7 @@ def node_details(node: DiagramNode, compact: bool = False) -> str:
     if node.kind == "tensor":
         return node.shape_text
     if compact:
-        return f"{node.shape_text}, {format_count(node.macs)} MACs"
+        return f"{node.shape_text}, {format_count(node.macs)} multiply-adds"
     return (f"{_groups_text(node)}{node.shape_text}<br>{format_count(node.macs)} MACs, "
             f"{format_count(node.params)} params")
 
@@ -80,7 +80,8 @@ def _line(figure: go.Figure, xs: list[float], ys: list[float]) -> None:
 def unit_diagram_figure(diagram: UnitDiagram, title: str | None = None, selected: str | None = None,
                         compact: bool = False) -> go.Figure:
     """The unit as boxes and arrows; `selected` (a node key) gets a thick outline. `compact` writes one line
-    beside each box (shape and multiply-adds) in shorter rows, for a slide."""
+    beside each box (shape and multiply-adds) in shorter rows and smaller type, for a slide."""
+    title_size, details_size = (FONT_SIZE - 5, FONT_SIZE - 6) if compact else (FONT_SIZE - 3, FONT_SIZE - 4)
     figure = go.Figure()
     nodes = {node.key: node for node in diagram.nodes}
     for node in diagram.nodes:
@@ -111,17 +112,17 @@ def unit_diagram_figure(diagram: UnitDiagram, title: str | None = None, selected
     figure.add_trace(go.Scatter(
         x=[_centre(n)[0] - _half_width(n) + 0.13 for n in in_branch], y=[_centre(n)[1] for n in in_branch],
         mode="text", text=[node_title(n) for n in in_branch], textposition="middle right",
-        textfont=dict(size=FONT_SIZE - 3, color="#000000"), hoverinfo="skip", showlegend=False))
+        textfont=dict(size=title_size, color="#000000"), hoverinfo="skip", showlegend=False))
     figure.add_trace(go.Scatter(
         x=[_DETAILS_X] * len(in_branch), y=[_centre(n)[1] for n in in_branch], mode="text",
         text=[node_details(n, compact) for n in in_branch], textposition="middle right",
-        textfont=dict(size=FONT_SIZE - 4, color="#222222"), hoverinfo="skip", showlegend=False))
+        textfont=dict(size=details_size, color="#222222"), hoverinfo="skip", showlegend=False))
     beside = [n for n in diagram.nodes if n.column != BRANCH]
     if beside:
         figure.add_trace(go.Scatter(
             x=[_centre(n)[0] + 0.07 for n in beside], y=[_centre(n)[1] for n in beside], mode="text",
             text=[f"{node_title(n)}<br>{n.shape_text}" for n in beside],
-            textfont=dict(size=FONT_SIZE - 4, color="#000000"), hoverinfo="skip", showlegend=False))
+            textfont=dict(size=details_size, color="#000000"), hoverinfo="skip", showlegend=False))
     figure.add_trace(go.Scatter(
         x=[_centre(n)[0] - _half_width(n) + 0.07 for n in diagram.nodes], y=[_centre(n)[1] for n in diagram.nodes],
         mode="markers", name="nodes",

@@ -32,7 +32,7 @@ def manifest_ablation(loaded: LoadedModel) -> AblationAccuracy | None:
     try:
         return AblationAccuracy(str(ablation["images"]), float(ablation["accuracy_with_shuffle"]),
                                 float(ablation["accuracy_without_shuffle"]),
-                                "stored in the weights manifest by the training command when the weights were made")
+                                "measured on the test set when the model was trained and recorded with it")
     except (TypeError, KeyError, ValueError):
         return None
 

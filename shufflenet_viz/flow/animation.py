@@ -17,6 +17,10 @@ from .connectivity import compose, group_conv_connectivity, reached_groups, shuf
 # The animation of the shuffle stays legible on a projector up to this many channels.
 MAX_ANIMATION_CHANNELS = 96
 MAX_ANIMATION_GROUPS = 8
+# A speaking pace, the same in the browser and in the exports: each stage takes about 3 s, the channels moving
+# for 0.8 s and then held still while the teacher says what happened.
+STAGE_HOLD_MS = 2200
+MOVE_FRAME_MS = 130
 ANIMATION_STAGES: tuple[str, ...] = (
     "1. channels in a row",
     "2. reshape into g rows of C/g",

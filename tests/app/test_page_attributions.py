@@ -71,7 +71,7 @@ def test_integrated_gradients_overlays_delta_and_group_bars(page, cifar_pair, up
         np.testing.assert_allclose(plotly_array(bars[0]["customdata"]), groups.per_group, rtol=1e-6, atol=1e-9)
     assert_legend_matches_the_overlays(at)
     downloads = at.get("download_button")
-    assert [d.proto.label for d in downloads] == ["PNG", ".npy", "PNG", ".npy"]
+    assert [d.proto.label for d in downloads] == ["PNG", "Raw values (NumPy)", "PNG", "Raw values (NumPy)"]
 
 
 def test_gradcam_for_a_chosen_class_in_both_models(page, cifar_pair, uploaded):

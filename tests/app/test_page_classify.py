@@ -4,7 +4,7 @@ from dataclasses import replace
 
 import pytest
 
-from conftest import page_chart
+from conftest import IMAGENET_PAIR, page_chart
 from shufflenet_viz.images import load_image
 from shufflenet_viz.inference import classify
 
@@ -129,7 +129,7 @@ def test_with_imagenet_installed_a_visitor_first_sees_a_right_answer(app_test, w
     at = app_test()
     assert not at.exception
     assert at.selectbox(key=ui.PAIR_KEY).value == "g=3 vs g=8, ImageNet-1k, official 0.5x"
-    assert [at.selectbox(key=key).value for key in ui.MODEL_KEYS] == list(ui.PAIR_PRESETS[0][1:])
+    assert [at.selectbox(key=key).value for key in ui.MODEL_KEYS] == list(IMAGENET_PAIR)
     for sample, classes in SAMPLE_ANSWERS.items():
         at.selectbox(key=ui.SAMPLE_KEY).set_value(sample).run()
         assert not at.exception and len(at.success) == 1, sample
@@ -144,8 +144,9 @@ def test_comparison_presets_set_both_models(app_test, with_imagenet):
 
     at = app_test()
     presets = at.selectbox(key=ui.PAIR_KEY).options
+    # osmr's 1x pair is not installed here, so the official pair comes first and is the default.
     assert presets[:2] == ["g=3 vs g=8, ImageNet-1k, official 0.5x",
-                           "g=1 vs g=3, CIFAR-10, trained here with one recipe"] and presets[-1] == ui.ANY_PAIR
+                           "g=1 vs g=3, CIFAR-10 1x, trained here with one recipe"] and presets[-1] == ui.ANY_PAIR
     assert presets[2:-1] == [label for label, *_ in ui.available_presets(ui.loaded_models())][2:]
     at.selectbox(key=ui.PAIR_KEY).set_value(presets[1]).run()
     assert [at.selectbox(key=key).value for key in ui.MODEL_KEYS] == ["cifar10_g1", "cifar10_g3"]
@@ -166,22 +167,30 @@ def test_model_card_of_a_published_model_names_its_source(app_test, with_imagene
 
 
 def test_the_sidebar_button_installs_the_imagenet_models(app_test, tmp_path, monkeypatch):
+    """On the owner's own machine (a server on loopback) the button installs from the mirror the server's
+    environment names; what the mirror lacks is named, and the app keeps working."""
     import ui
-    from conftest import IMAGENET_MIRROR
+    from streamlit.testing.v1.util import patch_config_options
+
+    from conftest import IMAGENET_MIRROR, MIRRORED, OSMR_PAIR
     from shufflenet_viz import imagenet, weights
 
-    monkeypatch.setattr(weights, "FETCHED_DIR", tmp_path)
-    monkeypatch.setattr(imagenet, "FETCHED_DIR", tmp_path)
+    monkeypatch.setattr(weights, "FETCHED_DIR", tmp_path / "fetched")
     for name, checkpoint in list(imagenet.CATALOGUE.items()):  # the publishers are never reached from a test
         monkeypatch.setitem(imagenet.CATALOGUE, name, replace(checkpoint, url="http://127.0.0.1:9/gone"))
-    at = app_test()
-    assert [at.selectbox(key=key).value for key in ui.MODEL_KEYS] == ["cifar10_g1", "cifar10_g3"]
-    at.text_input(key=ui.MIRROR_KEY).input(str(tmp_path / "empty")).run()
-    at.button[0].click().run()  # offline: a clear message, nothing installed, the app keeps working
-    assert not at.exception and list(tmp_path.iterdir()) == []
-    assert "was not installed" in at.sidebar.error[0].value and "--mirror DIR" in at.sidebar.error[0].value
-    at.text_input(key=ui.MIRROR_KEY).input(str(IMAGENET_MIRROR)).run()
-    at.button[0].click().run()
+    monkeypatch.setenv(imagenet.MIRROR_ENV, str(tmp_path / "empty"))
+    with patch_config_options({"server.address": "127.0.0.1"}):
+        at = app_test()
+        assert [at.selectbox(key=key).value for key in ui.MODEL_KEYS] == ["cifar10_g1", "cifar10_g3"]
+        assert not at.text_input  # the mirror is the server's setting, never a visitor's field
+        at.button[0].click().run()  # offline: a clear message, nothing installed, the app keeps working
+        assert not at.exception and not (tmp_path / "fetched").exists()
+        error = at.sidebar.error[0].value
+        assert "not in the mirror" in error and "--mirror DIR" in error and imagenet.MIRROR_ENV in error
+        monkeypatch.setenv(imagenet.MIRROR_ENV, str(IMAGENET_MIRROR))
+        at.button[0].click().run()
     assert not at.exception
-    assert [at.selectbox(key=key).value for key in ui.MODEL_KEYS] == list(ui.PAIR_PRESETS[0][1:])
-    assert "Installed imagenet_official_g3_w0.5" in at.sidebar.success[0].value
+    assert [at.selectbox(key=key).value for key in ui.MODEL_KEYS] == list(ui.PAIR_PRESETS[1][1:])
+    assert at.sidebar.success[0].value == f"Installed {', '.join(MIRRORED)}."
+    assert sorted(weights.read_manifest(tmp_path / "fetched")) == sorted(MIRRORED)
+    assert all(name in at.sidebar.error[0].value for name in OSMR_PAIR)

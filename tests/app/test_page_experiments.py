@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import streamlit as st
 
 from conftest import make_archive, page_chart, plotly_array
 from shufflenet_viz import experiment, experiment_results, weights
@@ -15,6 +16,15 @@ from shufflenet_viz.figures.experiments import comparison_rows, gain_rows
 PAGE = "pages/experiments.py"
 RUNS = (experiment.RunSpec(1, True, 0), experiment.RunSpec(3, True, 0), experiment.RunSpec(3, False, 0),
         experiment.RunSpec(3, True, 1), experiment.RunSpec(3, False, 1))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def app_caches_go_with_the_weights_folders():
+    """These tests serve models of other weights folders under the shipped models' names, and the app caches per
+    model name (a server holds one model per name): the caches are emptied when the module is done."""
+    yield
+    st.cache_data.clear()
+    st.cache_resource.clear()
 
 
 @pytest.fixture(scope="module")

@@ -187,8 +187,8 @@ def test_ablation_shows_the_manifest_numbers_with_or_without_the_archive(page, c
         assert shown["Our accuracy, shuffle off"] == f"{stored['accuracy_without_shuffle']:.1%}"
         assert shown["Paper, ShuffleNet 1x (g=3): error without / with shuffle"] == "34.5% / 32.6%"
         captions = " ".join(c.value for c in page.caption)
-        assert (f"Ours: {stored['images']}, stored in the weights manifest by the training command when the weights "
-                f"were made, so every machine shows the same numbers; guessing would score 10.0%") in captions
+        assert (f"Ours: {stored['images']}, measured on the test set when the model was trained and recorded "
+                f"with it, so every machine shows the same numbers; guessing would score 10.0%") in captions
     bars = page_charts(page)["flow_ablation_top5"]["data"]
     probabilities = dict(zip(bars[1]["y"], plotly_array(bars[1]["x"])))
     for name, p in classify(off, picture).top(5):

@@ -200,10 +200,12 @@ def test_noise_shown_and_cost_bullets_follow_the_file(swept):
     assert "spread" not in text  # the verdict rests on the interval alone
 
 
-def test_sidebar_states_the_download_sizes(swept):
+def test_sidebar_states_the_download_sizes(swept, monkeypatch):
     _, at = swept
     if not IMAGENET_MIRROR.is_dir():
         pytest.skip(f"the ImageNet mirror {IMAGENET_MIRROR} is missing")
+    monkeypatch.setenv("SHUFFLENET_LENS_OWNER_INSTALL", "1")  # the note goes with the install button, the owner's
+    at.run()
     note = next(m.value for m in at.sidebar.markdown if m.value.startswith("Pretrained on ImageNet-1k"))
     official = sorted(IMAGENET_MIRROR.glob("megvii_*.pth.tar"))
     assert len(official) == 2

@@ -153,7 +153,8 @@ def test_every_lesson_step_says_what_is_computed(app_with_link, sample_image_pat
         in step6
     assert ", ".join(str(TABLE1_MFLOPS[g]) for g in STAGE_OUT_CHANNELS) in step6
     at.button(key="lesson_next").click().run()
-    assert f"{cifar_pair[0].label} against {cifar_pair[1].label}" in texts(at, "caption")
+    assert [s.value.split(":")[0] for s in at.subheader] == [m.label for m in cifar_pair]
+    assert f"switching off the shuffle in the trained {cifar_pair[1].label}" in texts(at, "markdown")
 
 
 def test_lesson_unit_step_without_shuffle(app_with_link, sample_image_path, shipped):

@@ -68,6 +68,16 @@ def test_invalid_arguments_exit_2_with_one_line(run, args):
     assert "Traceback" not in result.stderr
 
 
+def test_fetch_help_documents_all_five_models_and_the_exit_statuses(run):
+    result = run("weights", "fetch", "--help")
+    text = " ".join(result.stdout.split())
+    assert result.returncode == 0
+    assert "official 0.5x g=3 and g=8, osmr 0.25x g=3, osmr 1x g=1 and g=3" in text
+    assert "installed, already there (stdout), not in the mirror, failed (stderr)" in text
+    assert ("exit status: 0 every model asked for is installed (now or before), 1 some are, 2 none are (or bad "
+            "input).") in text
+
+
 def test_predict_a_good_file_and_refuse_a_bad_one(run, tmp_path):
     image = tmp_path / "red.png"
     Image.new("RGB", (40, 30), (200, 30, 30)).save(image)

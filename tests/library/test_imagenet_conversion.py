@@ -108,3 +108,30 @@ def test_fetch_offline_fails_clearly_and_writes_nothing(tmp_path, monkeypatch):
     with pytest.raises(WeightsError, match="Offline\\? Point --mirror"):
         fetch_imagenet(CATALOGUE["imagenet_official_g3_w0.5"], tmp_path / "fetched")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("address,loopback_only", [("127.0.0.1", True), ("127.0.0.2", True), ("::1", True),
+                                                   ("[::1]", True), ("localhost", True), (None, False), ("", False),
+                                                   ("0.0.0.0", False), ("::", False), ("192.168.1.20", False),
+                                                   ("lens.example.org", False)])
+def test_only_a_server_on_loopback_offers_the_install_unless_its_owner_says(address, loopback_only):
+    # Streamlit's server.address unset means every interface: served to others.
+    assert imagenet.listens_on_loopback_only(address) is loopback_only
+    assert imagenet.install_allowed(address, None) is loopback_only
+    assert imagenet.install_allowed(address, True) is True and imagenet.install_allowed(address, False) is False
+
+
+def test_the_owners_switch_reads_on_and_off_and_refuses_the_rest():
+    assert [imagenet.parse_switch(word) for word in ("1", "true", " Yes", "ON", True)] == [True] * 5
+    assert [imagenet.parse_switch(word) for word in ("0", "false", "no", "Off", False)] == [False] * 5
+    with pytest.raises(ValueError, match="'maybe' is not on or off"):
+        imagenet.parse_switch("maybe")
+
+
+def test_exit_status_says_all_some_or_none():
+    def outcomes(*statuses):
+        return [imagenet.InstallOutcome(f"m{i}", status, "") for i, status in enumerate(statuses)]
+
+    assert imagenet.exit_status(outcomes(imagenet.INSTALLED, imagenet.ALREADY_THERE)) == imagenet.EXIT_ALL == 0
+    assert imagenet.exit_status(outcomes(imagenet.INSTALLED, imagenet.NOT_IN_MIRROR)) == imagenet.EXIT_SOME == 1
+    assert imagenet.exit_status(outcomes(imagenet.FAILED, imagenet.NOT_IN_MIRROR)) == imagenet.EXIT_NONE == 2

@@ -1,9 +1,11 @@
 """The real published ImageNet checkpoints (from the mirror beside the project): conversion checked against an
 independent functional forward pass over the raw tensors, answers on the samples, and the download path served
-by a loopback HTTP server (success, 404, truncated body, wrong hash, a server too slow)."""
+by a loopback HTTP server (success, 404, truncated body, wrong hash, a server too slow), for all five models that
+`--all` installs (osmr's 1x pair stood in by checkpoints in osmr's layout)."""
 
 from __future__ import annotations
 
+import functools
 import http.server
 import os
 import shutil
@@ -22,13 +24,13 @@ from PIL import Image
 from shufflenet_viz import imagenet
 from shufflenet_viz.cli import main
 from shufflenet_viz.flops import model_report
-from shufflenet_viz.imagenet import CATALOGUE, RECOMMENDED, fetch_imagenet
+from shufflenet_viz.imagenet import CATALOGUE, EXIT_ALL, EXIT_NONE, EXIT_SOME, RECOMMENDED, fetch_imagenet
 from shufflenet_viz.inference import classify
 from shufflenet_viz.model import STAGE_REPEATS, count_parameters
 from shufflenet_viz.preprocess import preprocess_image
-from shufflenet_viz.weights import WeightsError, read_manifest
+from shufflenet_viz.weights import WeightsError, load_all, read_manifest
 
-from conftest import IMAGENET_MIRROR, ROOT
+from conftest import IMAGENET_MIRROR, MIRRORED, OSMR_PAIR, ROOT
 
 # --- an independent forward pass, written from the publishers' code over the raw checkpoint tensors -------------
 
@@ -84,7 +86,7 @@ def _raw_checkpoint(name: str) -> dict:
     return raw["state_dict"] if "state_dict" in raw else raw
 
 
-@pytest.mark.parametrize("name", RECOMMENDED)
+@pytest.mark.parametrize("name", MIRRORED)
 def test_converted_logits_equal_an_independent_forward_pass(imagenet_models, sample_image_paths, name):
     loaded, checkpoint = imagenet_models[name], CATALOGUE[name]
     forward = _official_forward if checkpoint.source == "official" else _osmr_forward
@@ -110,7 +112,7 @@ EXPECTED_TOP1 = {"cat.jpg": {"Egyptian cat", "tabby", "tiger cat"}, "dog.jpg": {
                  "coffee_cup.jpg": {"espresso"}}
 
 
-@pytest.mark.parametrize("name", RECOMMENDED)
+@pytest.mark.parametrize("name", MIRRORED)
 def test_sample_photos_get_the_right_class(imagenet_models, sample_image_paths, name):
     for file, classes in EXPECTED_TOP1.items():
         answer = classify(imagenet_models[name], Image.open(sample_image_paths[file]).convert("RGB"))
@@ -119,7 +121,7 @@ def test_sample_photos_get_the_right_class(imagenet_models, sample_image_paths, 
 
 def test_manifest_entries_carry_provenance(imagenet_dir):
     entries = read_manifest(imagenet_dir)
-    assert sorted(entries) == sorted(RECOMMENDED)
+    assert sorted(entries) == sorted(MIRRORED)
     official = entries["imagenet_official_g3_w0.5"]
     assert official["architecture"]["layout"] == "official"
     assert official["preprocessing"]["channel_order"] == "BGR" and official["preprocessing"]["max_value"] == 255.0
@@ -158,9 +160,8 @@ class _MirrorHandler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture()
-def mirror_server(monkeypatch):
-    """A loopback HTTP mirror; every other connection is refused, so no test can reach outside the machine."""
+def _loopback_only(monkeypatch) -> None:
+    """Every connection but to this machine is refused, so no test can reach outside it."""
     connect = socket.socket.connect
 
     def loopback_only(self, address):
@@ -170,23 +171,135 @@ def mirror_server(monkeypatch):
         return connect(self, address)
 
     monkeypatch.setattr(socket.socket, "connect", loopback_only)
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _MirrorHandler)
+
+
+def _serve(handler) -> http.server.ThreadingHTTPServer:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    base = f"http://127.0.0.1:{server.server_address[1]}"
-    # The publishers' URLs point at the loopback server too: a failed mirror falls back to them.
+    return server
+
+
+def _publishers_gone(monkeypatch, base: str) -> None:
+    """The publishers' URLs point at a loopback server's 404s: a failed mirror falls back to them, offline."""
     for name, checkpoint in list(CATALOGUE.items()):
         monkeypatch.setitem(CATALOGUE, name, replace(checkpoint, url=f"{base}/gone/{checkpoint.file_name}"))
+
+
+@pytest.fixture()
+def mirror_server(monkeypatch):
+    """A loopback HTTP mirror of the mirror folder's files (see _MirrorHandler)."""
+    _loopback_only(monkeypatch)
+    server = _serve(_MirrorHandler)
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    _publishers_gone(monkeypatch, base)
     yield base
     server.shutdown()
     server.server_close()
 
 
+class _CountingHandler(http.server.SimpleHTTPRequestHandler):
+    requests: list[str] = []
+
+    def do_GET(self):  # noqa: N802
+        self.requests.append(self.path)
+        super().do_GET()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture()
+def five_model_mirror(osmr_standins, tmp_path, monkeypatch):
+    """(URL, requests seen) of a loopback HTTP mirror holding all five files `--all` installs: the mirror's three
+    and the osmr 1x stand-ins, whose sha1 replaces the published one in the catalogue for this test only."""
+    if not IMAGENET_MIRROR.is_dir():
+        pytest.skip(f"the ImageNet mirror {IMAGENET_MIRROR} is missing")
+    standins, checkpoints = osmr_standins
+    folder = tmp_path / "mirror"
+    folder.mkdir()
+    for name in MIRRORED:
+        (folder / CATALOGUE[name].file_name).symlink_to(IMAGENET_MIRROR / CATALOGUE[name].file_name)
+    for name in OSMR_PAIR:
+        (folder / CATALOGUE[name].file_name).symlink_to(standins / CATALOGUE[name].file_name)
+        monkeypatch.setitem(CATALOGUE, name, checkpoints[name])
+    _loopback_only(monkeypatch)
+    handler = type("Handler", (_CountingHandler,), {"requests": []})
+    server = _serve(functools.partial(handler, directory=str(folder)))
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    _publishers_gone(monkeypatch, base)
+    yield base, handler.requests
+    server.shutdown()
+    server.server_close()
+
+
+def test_all_five_install_through_a_loopback_mirror_then_are_already_there(five_model_mirror, tmp_path,
+                                                                            monkeypatch, capsys):
+    base, requests = five_model_mirror
+    fetched = tmp_path / "fetched"
+    monkeypatch.setattr(imagenet, "FETCHED_DIR", fetched)
+    assert main(["weights", "fetch", "imagenet", "--all", "--mirror", base, "--quiet"]) == EXIT_ALL
+    out = capsys.readouterr()
+    lines = out.out.splitlines()
+    for name in RECOMMENDED:
+        line = next(line for line in lines if f" {name} " in line)
+        assert line.startswith("installed ") and f"from {base}/{CATALOGUE[name].file_name} " in line, line
+    assert "5 of 5 models installed or already there (exit status 0)" in lines and out.err == ""
+    assert sorted(read_manifest(fetched)) == sorted(RECOMMENDED)
+    loaded, problems = load_all(fetched)
+    assert not problems and sorted(loaded) == sorted(RECOMMENDED)
+    for name in OSMR_PAIR:  # the stand-ins in osmr's layout load strictly into our 1x models
+        assert loaded[name].model.config.width == 1.0 and loaded[name].groups == CATALOGUE[name].groups
+        assert loaded[name].entry["provenance"]["published_sha1"] == CATALOGUE[name].sha1
+    assert sorted(requests) == sorted(f"/{CATALOGUE[name].file_name}" for name in RECOMMENDED)
+
+    requests.clear()
+    assert main(["weights", "fetch", "imagenet", "--all", "--mirror", base, "--quiet"]) == EXIT_ALL
+    lines = capsys.readouterr().out.splitlines()
+    assert sum(line.startswith("already there ") for line in lines) == 5 and requests == []
+
+
+def test_all_from_a_damaged_mirror_reports_each_model_and_exits_none(mirror_server, tmp_path, monkeypatch,
+                                                                     capsys):
+    monkeypatch.setattr(imagenet, "FETCHED_DIR", tmp_path / "fetched")
+    status = main(["weights", "fetch", "imagenet", "--all", "--mirror", f"{mirror_server}/truncated/", "--quiet"])
+    out = capsys.readouterr()
+    assert status == EXIT_NONE and "0 of 5 models installed or already there (exit status 2)" in out.out
+    errors = out.err.splitlines()
+    assert len(errors) == 5
+    for name in RECOMMENDED:
+        line = next(line for line in errors if f" {name} " in line)
+        # The mirror's three files are served cut short (failed); the other two it does not have.
+        expected = ("failed", "ended after") if name in MIRRORED else ("not in the mirror", "answered HTTP 404")
+        assert line.startswith(f"{expected[0]} ") and expected[1] in line, line
+    assert not (tmp_path / "fetched").exists()
+
+
+def test_all_against_the_shared_mirror_installs_three_and_reports_two_missing(tmp_path):
+    if not IMAGENET_MIRROR.is_dir():
+        pytest.skip(f"the ImageNet mirror {IMAGENET_MIRROR} is missing")
+    # A proxy on a closed loopback port: the publishers' downloads fail at once, as offline.
+    result = _cli(["weights", "fetch", "imagenet", "--all", "--mirror", str(IMAGENET_MIRROR), "--quiet"], ROOT,
+                  SHUFFLENET_LENS_FETCHED=str(tmp_path), https_proxy="http://127.0.0.1:9",
+                  http_proxy="http://127.0.0.1:9")
+    assert result.returncode == EXIT_SOME == 1, result.stderr
+    installed = [line.split()[1] for line in result.stdout.splitlines() if line.startswith("installed ")]
+    missing = [line.split()[4] for line in result.stderr.splitlines() if line.startswith("not in the mirror ")]
+    assert installed == list(MIRRORED) and missing == list(OSMR_PAIR), (result.stdout, result.stderr)
+    assert len(result.stderr.splitlines()) == 2 and "Traceback" not in result.stderr
+    for name in OSMR_PAIR:
+        assert f"{IMAGENET_MIRROR / CATALOGUE[name].file_name} does not exist" in result.stderr
+    assert "3 of 5 models installed or already there (exit status 1)" in result.stdout
+    assert sorted(read_manifest(tmp_path)) == sorted(MIRRORED)
+
+
 def test_fetch_from_a_loopback_mirror_through_the_cli(mirror_server, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(imagenet, "FETCHED_DIR", tmp_path)
     assert main(["weights", "fetch", "imagenet", "--groups", "8", "--mirror", f"{mirror_server}/ok/",
-                 "--quiet"]) == 0
-    assert "installed imagenet_official_g8_w0.5" in capsys.readouterr().out
+                 "--quiet"]) == EXIT_ALL
+    assert capsys.readouterr().out.splitlines()[0].split() == [
+        "installed", "imagenet_official_g8_w0.5", "from", f"{mirror_server}/ok/megvii_shufflenetv1_g8_0.5x.pth.tar",
+        "into", str(tmp_path)]
     entry = read_manifest(tmp_path)["imagenet_official_g8_w0.5"]
     assert entry["provenance"]["fetched_from"] == f"{mirror_server}/ok/megvii_shufflenetv1_g8_0.5x.pth.tar"
 
