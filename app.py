@@ -27,6 +27,7 @@ PAGES = [
     st.Page("pages/flops.py", title="FLOPs", icon=":material/speed:"),
     st.Page("pages/feature_maps.py", title="Feature maps", icon=":material/grid_view:"),
     st.Page("pages/attributions.py", title="Attributions", icon=":material/insights:"),
+    st.Page("pages/gallery.py", title="Class gallery", icon=":material/photo_library:"),
 ]
 
 page = st.navigation(PAGES)

@@ -5,6 +5,7 @@ import streamlit as st
 
 import ui
 from ui.model_card import model_card
+from ui.screen import narrow_screen
 from shufflenet_viz.weights import LoadedModel
 
 ui.ensure_shell()
@@ -21,19 +22,24 @@ def agreement_line(left: LoadedModel, right: LoadedModel, answers) -> None:
                    f"{right.label} says **{right_class}** ({right_p:.0%}).")
 
 
+st.title("Classify")
 current = ui.require_image()
 left, right = ui.model_pair()
 answers = [ui.classify_cached(m.name, current.sha256, current.image) for m in (left, right)]
 
-st.title("Classify")
-picture_column, summary_column = st.columns([1, 3], gap="large")
-with picture_column:
-    st.image(current.thumbnail_jpeg, caption=current.name, output_format="JPEG")
+# A phone stacks the columns: its answer comes first, the picture (as tall as the screen is wide) under it.
+if narrow_screen():
+    summary_column, picture_column = st.container(), st.container()
+else:
+    picture_column, summary_column = st.columns([1, 3], gap="large")
 with summary_column:
-    agreement_line(left, right, answers)
+    with st.container(key="classify_answer"):
+        agreement_line(left, right, answers)
     st.markdown("Each model answers with one of the classes it was trained on, even when the picture shows "
                 "none of them. Below: the five most likely classes, the time of the forward pass, and the "
                 "picture exactly as the network receives it.")
+with picture_column:
+    st.image(current.thumbnail_jpeg, caption=current.name, output_format="JPEG")
 
 for side, (loaded, answer) in ui.side_by_side(list(zip((left, right), answers))):
     st.subheader(loaded.label)

@@ -109,12 +109,6 @@ def step_7(current) -> None:
 current = ui.require_image()
 step = lesson_ui.open_step(len(STEPS))
 st.title(f"Lesson {step} of {len(STEPS)}: {STEPS[step - 1]}", anchor=False)
-back, middle, forward = st.columns([1, 4, 1], vertical_alignment="center")
-back.button("Back", key="lesson_back", on_click=lesson_ui.go_to, args=(step - 1,), disabled=step == 1,
-            icon=":material/arrow_back:", width="stretch", shortcut="PageUp")
-middle.progress(step / len(STEPS))
-forward.button("Next", key="lesson_next", on_click=lesson_ui.go_to, args=(step + 1,),
-               disabled=step == len(STEPS), icon=":material/arrow_forward:", width="stretch", type="primary",
-               shortcut="PageDown")  # a presenter's clicker sends PageDown and PageUp
+lesson_ui.step_buttons(step, len(STEPS))
 [step_1, step_2, step_3, step_4, lambda: step_5(current), step_6, lambda: step_7(current)][step - 1]()
 ui_url.to_url({"step": (lesson_ui.STEP_KEY, step)})

@@ -5,6 +5,7 @@ import streamlit as st
 
 import ui
 from ui import shuffle as shuffle_ui
+from ui.screen import narrow_screen
 from ui.url import bound_choice, bound_number
 from shufflenet_viz import flow
 from shufflenet_viz.model import BOTTLENECK_RATIO, STAGE_OUT_CHANNELS, shuffle_permutation
@@ -14,7 +15,7 @@ ui.ensure_shell()
 DEFAULT_GROUPS = 3
 # The bottleneck of the g=3 model's Stage 2 at 1x: 240 output channels / 4.
 DEFAULT_CHANNELS = STAGE_OUT_CHANNELS[DEFAULT_GROUPS][0] // BOTTLENECK_RATIO
-PROJECTOR_CHANNELS = 12  # legible from the back of a room
+PROJECTOR_CHANNELS = 12  # legible from the back of a room, and on a phone
 FIGURE1_CHOICES = (2, 3, 4)
 
 st.title("Channel shuffle")
@@ -28,16 +29,16 @@ st.header("1. The operation: reshape, transpose, flatten")
 setting = st.columns(2)
 channels = int(bound_number(
     setting[0].number_input, f"Channels C (1 to {flow.MAX_ANIMATION_CHANNELS})", 1, flow.MAX_ANIMATION_CHANNELS,
-    key="channels", default=PROJECTOR_CHANNELS if ui.projector_mode() else DEFAULT_CHANNELS, step=1,
-    help=f"Default: the {DEFAULT_CHANNELS}-channel bottleneck of the g=3 model's Stage 2 ({PROJECTOR_CHANNELS} in "
-         f"projector mode). Up to {flow.MAX_ANIMATION_CHANNELS} channels stay legible."))
+    key="channels", default=PROJECTOR_CHANNELS if ui.projector_mode() or narrow_screen() else DEFAULT_CHANNELS,
+    step=1, help=f"Default: the {DEFAULT_CHANNELS}-channel bottleneck of the g=3 model's Stage 2 ({PROJECTOR_CHANNELS} "
+                 f"in projector mode and on a phone). Up to {flow.MAX_ANIMATION_CHANNELS} channels stay legible."))
 groups = int(bound_number(setting[1].number_input, f"Groups g (1 to {flow.MAX_ANIMATION_GROUPS})", 1,
                           flow.MAX_ANIMATION_GROUPS, key="groups", default=DEFAULT_GROUPS, step=1))
 problem = flow.shuffle_setting_problem(channels, groups)
 if problem:
     st.error(problem)
 else:
-    ui.show(shuffle_ui.animation_figure(channels, groups), "shuffle_animation")
+    ui.show(shuffle_ui.animation_for_screen(channels, groups), "shuffle_animation")
     permutation = shuffle_permutation(channels, groups)
     st.caption("Press **Play** (or drag the slider). Each dot is a channel, labelled with its index and coloured by "
                "its group. " + flow.shuffle_mixing_caption(permutation, groups))

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 SERVING_THREADS = 1  # intra-op threads per computation; see configure_torch_threads for why one
+# A deployment that gives each replica several CPUs sets this (serving/: the CPUs shared out among replicas).
+THREADS_ENV = "SHUFFLENET_LENS_TORCH_THREADS"
 
 _interop_configured = False
 
 
 def configure_torch_threads(threads: int | None = None) -> int:
-    """Set torch's intra-op threads (default SERVING_THREADS = 1) and, once per process, one inter-op
-    thread. Returns the count.
+    """Set torch's intra-op threads (default: $SHUFFLENET_LENS_TORCH_THREADS where it is a whole number of at
+    least 1, else SERVING_THREADS = 1) and, once per process, one inter-op thread. Returns the count.
 
     Why one: Streamlit runs every session's script on its own thread, and torch gives each calling
     thread its own OpenMP team of `num_threads` workers, so with 2 threads eight sessions would run 16
@@ -24,7 +28,7 @@ def configure_torch_threads(threads: int | None = None) -> int:
     others are running.
     """
     global _interop_configured
-    threads = threads or SERVING_THREADS
+    threads = threads or _threads_from_environment() or SERVING_THREADS
     torch.set_num_threads(threads)
     if not _interop_configured:
         try:
@@ -33,3 +37,8 @@ def configure_torch_threads(threads: int | None = None) -> int:
             pass  # already fixed by earlier work in this process; the intra-op setting above still applies
         _interop_configured = True
     return threads
+
+
+def _threads_from_environment() -> int | None:
+    raw = os.environ.get(THREADS_ENV, "").strip()
+    return int(raw) if raw.isdigit() and int(raw) >= 1 else None

@@ -170,6 +170,10 @@ def _fetched_models_in(folder: Path, monkeypatch) -> Path:
     return folder
 
 
+# The pages that draw no plotly figure (the class gallery: photos and sentences); every other page draws one.
+CHARTLESS = {"pages/gallery.py"}
+
+
 def app_pages() -> list[tuple[str, str]]:
     """(file, title) of every `st.Page(...)` in app.py, in order, read from its source (app.py runs only under
     Streamlit), so that pages added later are visited by the browser test and the benchmark automatically."""

@@ -12,8 +12,8 @@ Modules by topic, each imported by the others directly (never through this packa
 - `display`: `show`, the one way a figure reaches the screen.
 - `activations`: a picture as each model receives it and every activation, cached once per model and picture.
 - one module per page topic, named after its page (`classify` and its `model_card`, `lesson`, `shuffle`, `unit`,
-  `cost`, `information_flow`, `experiments`, `flops`, `feature_maps`, `attributions`): what that page caches
-  and draws.
+  `cost`, `information_flow`, `experiments`, `flops`, `feature_maps`, `attributions`, `gallery`): what that page
+  caches and draws.
 
 This package re-exports what the pages use most, so that a page reads `ui.require_image()`, `ui.show(...)`.
 """

@@ -15,10 +15,12 @@ from shufflenet_viz.attributions import (DEFAULT_OPTIONS, METHODS, Attribution, 
                                          attribute, attribute_groups, black_baseline, describe_groups,
                                          describe_occlusion, occlusion_defaults, occlusion_windows, to_npy_bytes)
 from shufflenet_viz.figures.attributions import attribution_figure, attribution_png, group_bar_figure
+from shufflenet_viz.heavy_work import HEAVY_ATTRIBUTIONS
 from shufflenet_viz.weights import LoadedModel
 
 from .activations import model_input, seen_pixels
 from .display import show
+from .heavy_work import heavy_turn
 from .url import bound_choice, bound_number
 
 GROUP_STEPS = 50
@@ -39,15 +41,24 @@ def result_slot(model_name: str, image_sha256: str, kind: str, options: tuple, t
 
 
 def computed(loaded: LoadedModel, image_sha256: str, kind: str, options: tuple, target: int,
-             run: Callable, what: str = "") -> Attribution | GroupAttribution | None:
+             run: Callable, what: str = "", *, place: str) -> Attribution | GroupAttribution | None:
     """The cached result, or `run(progress, should_stop)` with a progress bar; None when it was stopped.
 
-    `what` follows the percentage on the bar (e.g. "of 226 model evaluations").
+    `what` follows the percentage on the bar (e.g. "of 226 model evaluations"). A heavy kind (HEAVY_ATTRIBUTIONS)
+    first waits for its turn among the server's heavy computations; `place` names its spot on the page.
     """
     slot = result_slot(loaded.name, image_sha256, kind, options, target)
     if "result" in slot:
         return slot["result"]
     label = f"{METHODS.get(kind, 'Per-group attribution')} for {loaded.label}"
+    if kind not in HEAVY_ATTRIBUTIONS:
+        return _run_with_progress(slot, label, run, what)
+    with heavy_turn(label, place, (loaded.name, image_sha256, kind, options, target)) as may_run:
+        return _run_with_progress(slot, label, run, what) if may_run else None
+
+
+def _run_with_progress(slot: dict, label: str, run: Callable, what: str) -> Attribution | GroupAttribution | None:
+    # The time limit counts from here: waiting for a turn is not computing.
     bar = st.progress(0.0, text=f"{label}...")
     deadline = time.monotonic() + TIME_LIMIT_S
     try:
@@ -159,7 +170,7 @@ def explain(loaded: LoadedModel, image, method: str, options: dict, chosen_class
                       lambda progress, should_stop: attribute(loaded.model, x, method, target, progress=progress,
                                                               should_stop=should_stop,
                                                               **with_baseline(options, loaded)),
-                      evaluations)
+                      evaluations, place=f"{method}_{side}")
     if result is not None:
         _show_attribution(loaded, image, result, option_key, opacity, side)
 
@@ -198,7 +209,8 @@ def explain_groups(loaded: LoadedModel, image, unit: str, chosen_class: str | No
     result = computed(loaded, image.sha256, "groups", group_options, target,
                       lambda progress, should_stop: attribute_groups(
                           loaded.model, x, unit, target, n_steps=GROUP_STEPS,
-                          baseline=black_baseline(loaded.preprocessing), progress=progress, should_stop=should_stop))
+                          baseline=black_baseline(loaded.preprocessing), progress=progress, should_stop=should_stop),
+                      place=f"groups_{side}")
     if result is None:
         return
     title = f"{result.unit} by channel group: {loaded.classes[result.target]}"

@@ -12,14 +12,15 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from shufflenet_viz import export
-from shufflenet_viz.figures.common import PROJECTOR_FIGURE_WIDTH_PX, projector_style
+from shufflenet_viz.figures.common import PROJECTOR_FIGURE_WIDTH_PX, narrow_style, projector_style
 
+from .screen import NARROW_FIGURE_WIDTH_PX, narrow_screen
 from .state import projector_mode
 
-# (figure, (columns side by side, height given)) -> the styled copy
-_PROJECTOR_COPIES: dict[tuple[int, tuple[int, int | None]], tuple[weakref.ref, go.Figure]] = {}
+# (figure, (display mode, columns side by side, height given)) -> the styled copy
+_STYLED_COPIES: dict[tuple[int, tuple[str, int, int | None]], tuple[weakref.ref, go.Figure]] = {}
 _COLUMNS: contextvars.ContextVar[int] = contextvars.ContextVar("columns", default=1)  # side by side on the page
-_PROJECTOR_COPIES_MAX = 256  # styled copies of cached figures, a few hundred KB at most each
+_STYLED_COPIES_MAX = 256  # styled copies of cached figures, a few hundred KB at most each
 DOWNLOAD_WIDTH_PX = 1280  # static exports are drawn for a slide
 T = TypeVar("T")
 
@@ -42,34 +43,58 @@ html {{ font-size: {PROJECTOR_ROOT_FONT_PX}px; }}
 </style>"""
 
 
+# A phone: side paddings a little slimmer than Streamlit's, so that a figure gets NARROW_FIGURE_WIDTH_PX of a
+# 390-pixel screen. The marker tells a browser test that the page has been drawn for the narrow screen.
+_NARROW_PAGE_CSS = """<style>
+[data-testid=stMainBlockContainer] { padding-left: 0.9rem; padding-right: 0.9rem; }
+</style><span data-lens-screen="narrow"></span>"""
+
+
 def dress_page_for_projector() -> None:
-    """Lay the page out as a slide: larger type, slim paddings, a one-line title (projector mode only)."""
+    """Lay the page out as a slide: larger type, slim paddings, a one-line title (projector mode only); on a
+    narrow screen, slimmer side paddings that leave the figures their width."""
     if projector_mode():
         st.html(_PROJECTOR_PAGE_CSS)
+    elif narrow_screen():
+        st.html(_NARROW_PAGE_CSS)
+
+
+def display_mode() -> str:
+    """How figures are drawn now: "projector", "narrow" (a phone) or "desktop"."""
+    if projector_mode():
+        return "projector"
+    return "narrow" if narrow_screen() else "desktop"
 
 
 def for_screen(figure: go.Figure | None, height: int | None = None) -> go.Figure | None:
-    """The figure as the current display mode draws it: itself, or in projector mode a styled copy for the width
-    it gets and the `height` a page gives it (made once per cached figure and size and kept while that figure
-    lives; the cached figure itself is never changed)."""
-    if figure is None or not projector_mode():
+    """The figure as the current display mode draws it: itself on a desktop; in projector mode, or on a narrow
+    screen, a styled copy for the width it gets and the `height` a page gives it (made once per cached figure and
+    size and kept while that figure lives; the cached figure itself is never changed)."""
+    mode = display_mode()
+    if figure is None or mode == "desktop":
         return figure
-    size = (_COLUMNS.get(), height)
-    remembered = _PROJECTOR_COPIES.get((id(figure), size))
+    size = (mode, _COLUMNS.get(), height)
+    remembered = _STYLED_COPIES.get((id(figure), size))
     if remembered is not None and remembered[0]() is figure:
         return remembered[1]
-    styled = projector_style(figure, PROJECTOR_FIGURE_WIDTH_PX / size[0], height)
-    if len(_PROJECTOR_COPIES) >= _PROJECTOR_COPIES_MAX:
-        _PROJECTOR_COPIES.pop(next(iter(_PROJECTOR_COPIES)))
-    _PROJECTOR_COPIES[(id(figure), size)] = (weakref.ref(figure), styled)
+    if mode == "projector":
+        styled = projector_style(figure, PROJECTOR_FIGURE_WIDTH_PX / size[1], height)
+    else:  # a phone stacks columns: every figure gets the screen's width
+        styled = narrow_style(figure, NARROW_FIGURE_WIDTH_PX, height)
+    if len(_STYLED_COPIES) >= _STYLED_COPIES_MAX:
+        _STYLED_COPIES.pop(next(iter(_STYLED_COPIES)))
+    _STYLED_COPIES[(id(figure), size)] = (weakref.ref(figure), styled)
     return styled
 
 
 def show(figure: go.Figure, key: str, download: str | None = None, **chart_options: Any):
-    """Put a figure on screen as the display mode draws it (projector styling, the house theme rather than
-    Streamlit's), with PNG and SVG downloads under it when `download` names the files' stem. Returns what
-    st.plotly_chart returns (the selection state when `on_select` is given)."""
+    """Put a figure on screen as the display mode draws it (projector styling, a phone's layout, the house theme
+    rather than Streamlit's), with PNG and SVG downloads under it when `download` names the files' stem. On a
+    narrow screen plotly's toolbar stays hidden (it would cover the figure's title). Returns what st.plotly_chart
+    returns (the selection state when `on_select` is given)."""
     shown = for_screen(figure, chart_options.get("height"))
+    if narrow_screen():
+        chart_options["config"] = {**chart_options.get("config", {}), "displayModeBar": False}
     state = st.plotly_chart(shown, theme=None, key=key, **chart_options)
     if download is not None:
         _downloads(shown, key, download)

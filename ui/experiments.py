@@ -17,6 +17,7 @@ from shufflenet_viz.figures.flow import influence_figure
 
 from .activations import model_input
 from .display import show
+from .heavy_work import heavy_turn
 from .url import bound_choice
 
 # The stride-2 first unit of a stage concatenates its branch with the pooled input, which straddles the groups;
@@ -72,27 +73,42 @@ class Separation:
     influence: flow.Influence
 
 
-# Bounded: one record per no-shuffle model and picture; the matrix is at most 480 x 480 float64 (1.8 MB).
-@st.cache_resource(max_entries=8, show_spinner="Measuring channel-to-channel influence on your picture...")
-def separation(name: str, weights_dir: str, image_sha256: str, _image: Image.Image) -> Separation:
+# Bounded: one slot per no-shuffle model and picture, holding one record whose matrix is at most 480 x 480 float64
+# (1.8 MB). A slot is filled only when its measurement finishes; one the visitor stopped waiting for stays empty.
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _separation_slot(name: str, weights_dir: str, image_sha256: str) -> dict:
+    return {}
+
+
+def separation(name: str, weights_dir: str, image_sha256: str, image: Image.Image) -> Separation | None:
     """Structure (block-diagonal reachability) and measurement (cross-group influence) for one model of the
-    weights folder the app uses (`weights_dir` keeps models of the same name in other folders apart)."""
+    weights folder the app uses (`weights_dir` keeps models of the same name in other folders apart). The
+    measurement is heavy work: it waits for its turn (None when the visitor stopped waiting)."""
+    slot = _separation_slot(name, weights_dir, image_sha256)
+    if "result" in slot:
+        return slot["result"]
     loaded = ui.loaded_models()[name]
-    model = loaded.model
-    steps = flow.stage_reachability(model, FLOW_STAGE, FLOW_AFTER)
-    block_diagonal = all(flow.is_block_diagonal(step.connectivity, model.config.groups) for step in steps)
-    measured = flow.measure_influence(model, model_input(name, image_sha256, _image), FLOW_STAGE, FLOW_AFTER)
-    return Separation(name, loaded.label, model.config.groups, block_diagonal, len(steps),
-                      measured.cross_group_share, measured)
+    with heavy_turn(f"The influence measurement of {loaded.label}", f"separation_{name}",
+                    (name, weights_dir, image_sha256)) as may_run:
+        if not may_run:
+            return None
+        with st.spinner("Measuring channel-to-channel influence on your picture..."):
+            model = loaded.model
+            steps = flow.stage_reachability(model, FLOW_STAGE, FLOW_AFTER)
+            block_diagonal = all(flow.is_block_diagonal(step.connectivity, model.config.groups) for step in steps)
+            measured = flow.measure_influence(model, model_input(name, image_sha256, image), FLOW_STAGE, FLOW_AFTER)
+        slot["result"] = Separation(name, loaded.label, model.config.groups, block_diagonal, len(steps),
+                                    measured.cross_group_share, measured)
+    return slot["result"]
 
 
 # Bounded: one figure per set of models and picture, three panels of at most 240 x 240 pooled cells.
 @st.cache_resource(max_entries=4, show_spinner=False)
 def separation_figure(panels: tuple[tuple[str, str], ...], weights_dir: str, image_sha256: str,
-                      _image: Image.Image) -> go.Figure:
-    """The measured influence of each (title, model name) side by side; one axis title for all panels."""
-    figure = influence_figure([(title, separation(name, weights_dir, image_sha256, _image).influence)
-                               for title, name in panels])
+                      _measured: tuple[Separation, ...]) -> go.Figure:
+    """The measured influence of each (title, model name) side by side (`_measured`: their Separations, in the
+    same order); one axis title for all panels."""
+    figure = influence_figure([(title, item.influence) for (title, _), item in zip(panels, _measured)])
     title = figure.layout.xaxis.title.text  # the panels repeat it; under the first one is enough
     figure.update_xaxes(title_text=None)
     figure.update_layout(xaxis_title_text=title)
@@ -117,9 +133,12 @@ def measured_input(data: dict, available: list[str]) -> list[str]:
 def show_separation(data: dict, chosen: list[str], image) -> None:
     """For each chosen model: the measured share of influence that crosses groups, whether its structure is
     block-diagonal, and the influence matrices side by side."""
-    measured = [separation(name, str(weights.WEIGHTS_DIR), image.sha256, image.image) for name in chosen]
-    if not measured:
+    if not chosen:
         st.info("Pick one or more of the models above to measure them on your picture.")
+        return
+    measured = [separation(name, str(weights.WEIGHTS_DIR), image.sha256, image.image) for name in chosen]
+    measured = [item for item in measured if item is not None]  # None: the visitor stopped waiting for it
+    if not measured:
         return
     for column, item in zip(st.columns(len(measured)), measured):
         column.metric(f"g={item.groups} trained without shuffle, seed {data['runs'][item.name]['seed']}",
@@ -128,6 +147,6 @@ def show_separation(data: dict, chosen: list[str], image) -> None:
                            f"groups over {item.units} units")
         column.caption(f"structure block-diagonal: {'yes' if item.block_diagonal else 'no'}")
     panels = tuple((run_label(data, item.name), item.name) for item in measured)
-    show(separation_figure(panels, str(weights.WEIGHTS_DIR), image.sha256, image.image), "experiments_influence")
+    show(separation_figure(panels, str(weights.WEIGHTS_DIR), image.sha256, tuple(measured)), "experiments_influence")
     st.caption("Influence of each start channel (columns) on each output channel (rows), summed over "
                "positions; white is exactly zero. Every block off the diagonal is white: no group hears another.")

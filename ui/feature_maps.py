@@ -10,18 +10,27 @@ from PIL import Image
 
 from shufflenet_viz.features import (channel_groups_at, channel_order, describe_channel, describe_point_groups,
                                      group_name)
-from shufflenet_viz.figures.features import (GRID_COLUMNS, channel_figure, feature_grid_figure, page_count,
-                                            page_slice)
+from shufflenet_viz.figures.features import (GRID_COLUMNS, TILES_PER_PAGE, channel_figure, feature_grid_figure,
+                                            page_count, page_slice)
 from shufflenet_viz.weights import LoadedModel
 
 from .activations import features_of
 from .display import show
 from .models import loaded_models
 from .picture import CurrentImage
+from .screen import narrow_screen
 from .state import SIDES
 from .url import bound_number
 
 CONTEXT_KEY = "fm_shown_at"  # URL-bound widget key -> the point (and order) its value was picked for
+# A phone's grid: tiles of at least 40 CSS pixels on a 390-pixel screen, so fewer per row and per page.
+NARROW_GRID_COLUMNS = 6
+NARROW_TILES_PER_PAGE = 36
+
+
+def grid_shape() -> tuple[int, int]:
+    """(tiles per page, tiles per row) of a feature-map grid on this screen."""
+    return (NARROW_TILES_PER_PAGE, NARROW_GRID_COLUMNS) if narrow_screen() else (TILES_PER_PAGE, GRID_COLUMNS)
 
 
 # Bounded: 24 figures of at most 96 tiles (up to 1.5 MB each at 224x224): the Feature maps page's grids and The unit
@@ -73,7 +82,7 @@ def _pagination(label: str, low: int, high: int, default: int, **kwargs) -> int:
 def pick_page(channels: int, side: int, shown_at: str) -> int:
     """The page of tiles to show: a pagination widget, kept in the URL as left_page or right_page, when there is
     more than one."""
-    pages = page_count(channels)
+    pages = page_count(channels, grid_shape()[0])
     if pages == 1:
         return 1
     key = f"{SIDES[side]}_page"
@@ -85,8 +94,11 @@ def grid(loaded: LoadedModel, current: CurrentImage, point: str, ordering: str, 
          key: str) -> None:
     """One page of a point's channels in the given order, with what its colours mean."""
     feature = features_of(loaded.name, current.sha256, current.image)[point]
-    shown = channel_order(feature, ordering)[page_slice(page, feature.shape[1])]
-    show(feature_grid(loaded.name, current.sha256, point, tuple(shown.tolist()), title, current.image), key)
+    per_page, columns = grid_shape()
+    shown = channel_order(feature, ordering)[page_slice(min(page, page_count(feature.shape[1], per_page)),
+                                                        feature.shape[1], per_page)]
+    show(feature_grid(loaded.name, current.sha256, point, tuple(shown.tolist()), title, current.image, columns),
+         key)
     channels, height, width = feature.shape[1:]
     st.caption(f"Channels {shown.size} of {channels} on this page ({height}x{width} each): "
                + ", ".join(str(c) for c in shown[:8]) + (" ..." if shown.size > 8 else ""))

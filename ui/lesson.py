@@ -8,23 +8,23 @@ import plotly.graph_objects as go
 import streamlit as st
 from PIL import Image
 
-from shufflenet_viz import export, flow
+from shufflenet_viz import export
 from shufflenet_viz.figures.common import projector_style
 from shufflenet_viz.figures.cost import op_share_figure
 
 from shufflenet_viz.figures.flow import prediction_change_figure
-from shufflenet_viz.figures.shuffle import shuffle_animation_figure
 from shufflenet_viz.inference import Classification
 from shufflenet_viz.weights import LoadedModel
 
 from .classify import classify_cached
 from .flops import report
 from .information_flow import classify_without_shuffle
-from .shuffle import animation_figure
+from .shuffle import animation_figure, animation_for_screen
 from .state import projector_mode
 from .url import from_url
 
 STEP_KEY = "lesson_step"
+_BACK_KEY, _NEXT_KEY = "lesson_back", "lesson_next"
 LESSON_CHANNELS = {False: 24, True: 12}  # projector mode -> channels of the lesson's shuffle animation
 PROJECTOR_CHART_PX = 370  # below the step's title, buttons and words on a 720-pixel screen
 SLIDE_MARKER_PX = 17  # the animation's channels on a slide, before the projector enlarges them
@@ -42,6 +42,38 @@ def open_step(steps: int) -> int:
 def go_to(step: int) -> None:
     """Open step `step` (the URL follows at the end of the run)."""
     st.session_state[STEP_KEY] = step
+
+
+# A button takes one shortcut (PageDown / PageUp, what a clicker sends); the arrow keys press the same buttons.
+# Keys typed into a field or a slider stay theirs, and the listener is added once per browser tab.
+_ARROW_KEYS_JS = """<script>
+if (!window.lensLessonArrows) {
+  window.lensLessonArrows = true;
+  const buttons = {ArrowRight: "NEXT", ArrowLeft: "BACK"};
+  window.addEventListener("keydown", (event) => {
+    const key = buttons[event.key];
+    const target = event.target;
+    if (!key || event.altKey || event.ctrlKey || event.metaKey || event.shiftKey) return;
+    if (target.closest && target.closest("input, textarea, select, [role=slider], [contenteditable=true]")) return;
+    const button = document.querySelector(`.st-key-${key} button:not([disabled])`);
+    if (button) { event.preventDefault(); button.click(); }
+  });
+}
+</script>"""
+
+
+def step_buttons(step: int, steps: int) -> None:
+    """Back, the lesson's progress and Next, pressed also by a presenter's clicker (PageUp / PageDown) and by the
+    left and right arrow keys."""
+    back, middle, forward = st.columns([1, 4, 1], vertical_alignment="center")
+    back.button("Back", key=_BACK_KEY, on_click=go_to, args=(step - 1,), disabled=step == 1,
+                icon=":material/arrow_back:", width="stretch", shortcut="PageUp")
+    middle.progress(step / steps)
+    forward.button("Next", key=_NEXT_KEY, on_click=go_to, args=(step + 1,), disabled=step == steps,
+                   icon=":material/arrow_forward:", width="stretch", type="primary", shortcut="PageDown")
+    # In the sidebar, where its empty element takes no room from a slide.
+    st.sidebar.html(_ARROW_KEYS_JS.replace("NEXT", _NEXT_KEY).replace("BACK", _BACK_KEY),
+                    unsafe_allow_javascript=True)
 
 
 def fit(share: float = 1.0) -> dict:
@@ -64,17 +96,11 @@ def pointwise_share() -> float:
     return sum(op.macs for op in ops if op.op in ("compress_conv", "expand_conv")) / counted.total_macs
 
 
-# Bounded: a few figures (channels x groups as the lesson shows them).
-@st.cache_resource(max_entries=4, show_spinner=False)
-def slide_animation_figure(channels: int, groups: int) -> go.Figure:
-    """The shuffle animation with markers small enough that, enlarged for a projector, the whole animation with
-    its buttons fits a 720-pixel screen below the step's title."""
-    return shuffle_animation_figure(flow.shuffle_animation(channels, groups), SLIDE_MARKER_PX)
-
-
 def shuffle_animation_for_screen(channels: int, groups: int) -> go.Figure:
-    """The lesson's shuffle animation as the display mode needs it: the slide's in projector mode."""
-    return slide_animation_figure(channels, groups) if projector_mode() else animation_figure(channels, groups)
+    """The lesson's shuffle animation, with channels small enough that the whole animation with its buttons fits
+    one screen below the step's title (a 720-pixel projector's once enlarged, a laptop's, a phone's in a column)
+    with no room left empty under the channels."""
+    return animation_for_screen(channels, groups, SLIDE_MARKER_PX)
 
 
 # Bounded: 8 files of ~5 MB (plotly.js is embedded).

@@ -14,6 +14,7 @@ from .models import (ANY_PAIR, PAIR_PRESETS, ModelShelf, available_presets, defa
                      install_settings, loaded_models, model_pair, model_problems, pair_label)
 from .picture import (UPLOAD_TYPES, current_image, on_camera, on_sample, on_upload, picture_problem, sample_label,
                       sample_names, start_with_default_sample)
+from .screen import watch_screen_width
 from .state import (CAMERA_KEY, CAMERA_ON_KEY, CHOSEN_KEY, FETCH_MESSAGE_KEY, INSTALL_KEY, MODEL_KEYS,
                     MODEL_PARAMS, PAIR_KEY, PROJECTOR_KEY, PROJECTOR_PARAM, SAMPLE_KEY, UPLOAD_KEY)
 from .url import choice, keep_shared
@@ -138,4 +139,5 @@ def _display_inputs() -> None:
     st.toggle("Projector mode", key=PROJECTOR_KEY,
               help="Larger type, markers and lines, legible from the back of a room at 1280x720; the shuffle "
                    "animation starts with 12 channels.")
+    watch_screen_width()
     dress_page_for_projector()

@@ -22,6 +22,12 @@ MODEL_PARAMS = tuple(f"{side}_model" for side in SIDES)  # in every page's URL: 
 CHOSEN_KEY = "lens_models_chosen"  # (left, right) as last picked, apart from the widgets' own state
 PAIR_KEY = "lens_pair"
 
+# The URL says that the picture came from this tab (an upload or the camera photo), so that a session that starts
+# without it (its server restarted, or the load balancer moved the tab to another replica) asks for it again.
+PICTURE_PARAM = "picture"
+UPLOADED_MARK = "uploaded"
+LOST_UPLOAD_KEY = "lens_lost_upload"  # the line such a session shows until a picture is chosen
+
 # The ImageNet install.
 FETCH_MESSAGE_KEY = "lens_fetch_message"
 INSTALL_KEY = "lens_install_imagenet"
@@ -34,6 +40,14 @@ PAGE_KEY = "lens_page"  # the path of the page this run shows, as st.navigation 
 # Projector mode: the sidebar's toggle; ?projector=1 in a bookmark opens the app in projector mode.
 PROJECTOR_KEY = "lens_projector"
 PROJECTOR_PARAM = "projector"
+
+# The screen's width as the browser reports it (see ui.screen): whether it is a narrow one.
+SCREEN_KEY = "lens_screen"
+# The picture controls drawn in the main area on a narrow screen (the sidebar's own keys stay the sidebar's).
+MAIN_UPLOAD_KEY = "lens_upload_main"
+MAIN_CAMERA_ON_KEY = "lens_camera_on_main"
+MAIN_CAMERA_KEY = "lens_camera_main"
+MAIN_NOTES_SHOWN_KEY = "lens_notes_shown_main"  # the sha256 of the picture whose loader's notes the main area showed
 
 
 def projector_mode() -> bool:

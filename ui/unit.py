@@ -14,9 +14,11 @@ from shufflenet_viz.unit_diagram import DiagramNode, UnitDiagram, captured_unit_
 from .activations import features_of
 from .feature_maps import feature_grid
 from .models import loaded_models
+from .screen import narrow_screen
 from .state import projector_mode
 
-NODE_TILES = {False: (48, 12), True: (24, 8)}  # projector mode -> (feature maps shown for a node, columns)
+# Display mode -> (feature maps shown for a node, columns): a phone's tiles stay at least 40 CSS pixels wide.
+NODE_TILES = {"desktop": (48, 12), "projector": (24, 8), "narrow": (24, 6)}
 PANELS = {"live": "this unit", "a": "(a) the same unit without groups or shuffle"}
 
 
@@ -40,12 +42,19 @@ def dense_diagram(model_name: str, unit_name: str) -> UnitDiagram:
 
 # Bounded: 64 figures of about twenty traces and shapes each.
 @st.cache_resource(max_entries=64, show_spinner=False)
-def diagram_figure(model_name: str, image_sha256: str, unit_name: str, panel: str, selected: str | None,
-                   title: str, _image: Image.Image, compact: bool = False) -> go.Figure:
-    """The figure of the live unit (panel "live") or of its dense counterpart (panel "a")."""
+def _diagram_figure(model_name: str, image_sha256: str, unit_name: str, panel: str, selected: str | None,
+                    title: str, _image: Image.Image, compact: bool, narrow: bool) -> go.Figure:
     shown = dense_diagram(model_name, unit_name) if panel == "a" else \
         diagram(model_name, image_sha256, unit_name, _image)
-    return unit_diagram_figure(shown, title, selected, compact)
+    return unit_diagram_figure(shown, title, selected, compact, narrow)
+
+
+def diagram_figure(model_name: str, image_sha256: str, unit_name: str, panel: str, selected: str | None,
+                   title: str, image: Image.Image, compact: bool = False) -> go.Figure:
+    """The figure of the live unit (panel "live") or of its dense counterpart (panel "a"); on a narrow screen
+    each box holds its notes under its title."""
+    return _diagram_figure(model_name, image_sha256, unit_name, panel, selected, title, image, compact,
+                           narrow_screen())
 
 
 def node_label(node: DiagramNode) -> str:
@@ -57,7 +66,7 @@ def node_feature_figure(model_name: str, image_sha256: str, node: DiagramNode, t
                         image: Image.Image) -> tuple[go.Figure, int, int]:
     """The first feature maps of a node's channels at its capture point (as many as the display mode shows),
     framed by the group each came from; how many it shows, and how many channels the node has."""
-    tiles, columns = NODE_TILES[projector_mode()]
+    tiles, columns = NODE_TILES["projector" if projector_mode() else "narrow" if narrow_screen() else "desktop"]
     start, stop = node.channels or (0, features_of(model_name, image_sha256, image)[node.point].shape[1])
     shown = tuple(range(start, min(stop, start + tiles)))
     return feature_grid(model_name, image_sha256, node.point, shown, title, image, columns), len(shown), stop - start

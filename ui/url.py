@@ -21,9 +21,11 @@ from typing import Any
 import streamlit as st
 from streamlit.runtime.state.session_state_proxy import get_session_state
 
-from .state import MODEL_KEYS, MODEL_PARAMS, PAGE_KEY, PROJECTOR_PARAM, URL_SEEN_KEY, URL_WRITTEN_KEY, projector_mode
+from .state import (MODEL_KEYS, MODEL_PARAMS, PAGE_KEY, PICTURE_PARAM, PROJECTOR_PARAM, URL_SEEN_KEY, URL_WRITTEN_KEY,
+                    projector_mode)
 
-SHARED_PARAMS = (*MODEL_PARAMS, PROJECTOR_PARAM)  # the sidebar's, in every page's URL
+# The sidebar's, in every page's URL (the picture's mark: ui.picture writes it).
+SHARED_PARAMS = (*MODEL_PARAMS, PROJECTOR_PARAM, PICTURE_PARAM)
 LISTED = 6  # a warning names at most this many allowed values, so that it stays one line
 
 

@@ -106,6 +106,15 @@ def _enlarge_trace(trace: dict) -> None:
     _enlarge_font(trace, PROJECTOR_SCALE)
 
 
+def _enlarge_axis_text(axis: dict, factor: float) -> None:
+    # An axis's tick labels and title, where the figure gave them a size of their own.
+    tickfont = axis.get("tickfont")
+    if isinstance(tickfont, dict) and "size" in tickfont:
+        tickfont["size"] = _scaled(tickfont["size"], factor)
+    if isinstance(axis.get("title"), dict):
+        _enlarge_font(axis["title"], factor)
+
+
 def projector_style(figure: go.Figure, width_px: float = PROJECTOR_FIGURE_WIDTH_PX,
                     height_px: int | None = None) -> go.Figure:
     """A copy of `figure` legible from the back of a room at 1280x720: larger type, markers and text in the
@@ -135,16 +144,14 @@ def projector_style(figure: go.Figure, width_px: float = PROJECTOR_FIGURE_WIDTH_
     for shape in layout.get("shapes", []):
         if isinstance(shape.get("line"), dict) and "width" in shape["line"]:
             shape["line"]["width"] = _scaled(shape["line"]["width"], PROJECTOR_LINE_SCALE)
+    _scale_pixel_sizes(layout, factor)
     if isinstance(layout.get("legend"), dict):
         _enlarge_font(layout["legend"], factor)
     layout.setdefault("yaxis", {})  # a figure that leaves its axis to the template still gets the standoff
     for key, axis in layout.items():
         if key.startswith(("xaxis", "yaxis")) and isinstance(axis, dict):
-            tickfont = axis.get("tickfont")
-            if isinstance(tickfont, dict) and "size" in tickfont:
-                tickfont["size"] = _scaled(tickfont["size"], factor)
+            _enlarge_axis_text(axis, factor)
             if isinstance(axis.get("title"), dict):
-                _enlarge_font(axis["title"], factor)
                 if key.startswith("yaxis") and isinstance(layout.get("height"), (int, float)):
                     _fit_axis_title(axis["title"], layout["height"] - _vertical_margins(layout))
             if key.startswith("yaxis"):
@@ -159,14 +166,15 @@ def projector_style(figure: go.Figure, width_px: float = PROJECTOR_FIGURE_WIDTH_
     return go.Figure(data, skip_invalid=False)
 
 
-def _fit_title(layout: dict, width_px: float) -> int:
-    """Give the figure's title the projector's type size (plotly's default title is 1.4 times the text, too
-    wide for a slide) and break it into lines that fit `width_px`; returns how many lines it gained."""
+def _fit_title(layout: dict, width_px: float, font_size: float = PROJECTOR_FONT_SIZE) -> int:
+    """Give the figure's title the display's type size `font_size` (plotly's default title is 1.4 times the
+    text, too wide for a slide or a phone) and break it into lines that fit `width_px`; returns how many lines it
+    gained."""
     title = layout.get("title")
     if not isinstance(title, dict) or not title.get("text"):
         return 0
     font = title.setdefault("font", {})
-    font["size"] = font["size"] * PROJECTOR_FONT_SIZE / FONT_SIZE if "size" in font else PROJECTOR_FONT_SIZE
+    font["size"] = font["size"] * font_size / FONT_SIZE if "size" in font else font_size
     title["text"], lines = _wrap(title["text"], font["size"], width_px * (1 - 2 * title.get("x", 0.05)))
     return lines - 1
 
@@ -210,3 +218,111 @@ def _fit_panel_titles(layout: dict, width_px: float) -> int:
             annotation["text"], lines = _wrap(annotation["text"], size, width_px / panels * 0.9)
             gained = max(gained, lines - 1)
     return gained
+
+
+NARROW_FONT_SIZE = 13  # a phone held at reading distance; 18 px type leaves too few characters on its width
+NARROW_BOTTOM_LEGEND_EM = 1.6  # a legend row under the plot, in font sizes
+NARROW_COLOUR_BAR_PX = 70  # a colour bar under the plot with its ticks and title
+
+
+def narrow_style(figure: go.Figure, width_px: float, height_px: int | None = None) -> go.Figure:
+    """A copy of `figure` for a phone's screen `width_px` wide: smaller type throughout (titles broken into
+    lines that fit), a legend beside or above the plot moved under it (where its rows can wrap without taking
+    the plot's width or covering the title), a colour bar under the plot, and `height_px` when a page gives a
+    height. Markers, lines and the layout stay as the
+    figure's builder made them: a figure that needs a different arrangement on a phone is built for it. The
+    original figure is not changed."""
+    data = figure.to_dict()
+    layout = data.setdefault("layout", {})
+    layout.setdefault("font", {})["size"] = NARROW_FONT_SIZE
+    factor = NARROW_FONT_SIZE / FONT_SIZE
+    if height_px is not None:
+        layout["height"] = height_px
+    for key in ("annotations", "updatemenus", "sliders"):
+        for item in layout.get(key, []):
+            _enlarge_font(item, factor)
+    _scale_pixel_sizes(layout, factor)
+    margin = layout.setdefault("margin", {})
+    extra_title_lines = max(_fit_title(layout, width_px, NARROW_FONT_SIZE + 2),
+                            _fit_panel_titles(layout, width_px))
+    if isinstance(margin.get("t"), (int, float)):
+        margin["t"] = int(margin["t"] * factor + extra_title_lines * _LINE_EM * (NARROW_FONT_SIZE + 2))
+    legend = layout.setdefault("legend", {})
+    _enlarge_font(legend, factor)
+    beside_or_above = legend.get("orientation") != "h" or legend.get("y", 1.02) >= 1
+    if beside_or_above and layout.get("showlegend") is not False and legend.get("yref") != "container":
+        _legend_under_plot(data, layout, width_px)
+    for key, axis in layout.items():
+        if key.startswith(("xaxis", "yaxis")) and isinstance(axis, dict):
+            _enlarge_axis_text(axis, factor)
+            if isinstance(axis.get("title"), dict):
+                if key.startswith("xaxis") and axis["title"].get("text"):  # under a panel of the plot's width
+                    low, high = axis.get("domain", (0, 1))
+                    size = (axis["title"].get("font") or {}).get("size", NARROW_FONT_SIZE)
+                    axis["title"]["text"], _ = _wrap(axis["title"]["text"], size, (high - low) * width_px * 0.9)
+    for trace in data.get("data", []):
+        _narrow_trace(trace, factor)
+        if _colour_bar_under_plot(trace):  # the plot keeps its height: the bar takes a strip of its own
+            margin["b"] = int(margin.get("b", 40)) + NARROW_COLOUR_BAR_PX
+            if isinstance(layout.get("height"), (int, float)) and height_px is None:
+                layout["height"] = layout["height"] + NARROW_COLOUR_BAR_PX
+    for frame in data.get("frames", []):
+        for trace in frame.get("data", []):
+            _narrow_trace(trace, factor)
+    return go.Figure(data, skip_invalid=False)
+
+
+def _narrow_trace(trace: dict, factor: float) -> None:
+    """Smaller text in the plot, except a label inside its marker, which keeps the marker's size."""
+    mode = trace.get("mode") or ""
+    if "markers" in mode and "text" in mode and trace.get("textposition") == "middle center":
+        return
+    _enlarge_font(trace, factor)
+
+
+def _colour_bar_under_plot(trace: dict) -> bool:
+    """Turn a colour bar beside the plot into a bar under it, where it takes no width from the picture;
+    returns whether the trace has one."""
+    if trace.get("type") not in ("heatmap", "contour", "histogram2d") or trace.get("showscale") is False:
+        return False
+    colour_bar = trace.setdefault("colorbar", {})
+    colour_bar.update(orientation="h", x=0.5, xanchor="center", y=-0.04, yanchor="top", len=1.0, lenmode="fraction",
+                      thickness=12)
+    if isinstance(colour_bar.get("title"), dict):
+        colour_bar["title"]["side"] = "top"
+    return True
+
+
+def _scale_pixel_sizes(layout: dict, factor: float) -> None:
+    """What a figure sizes in pixels around its text grows and shrinks with the type by `factor`: shapes sized in
+    pixels (a box as wide as its words), annotations' pixel shifts (notes beside a box) and arrows' standoffs (an
+    arrow that stops at a box's edge)."""
+    for shape in layout.get("shapes", []):
+        if shape.get("xsizemode") == "pixel":
+            for end in ("x0", "x1"):
+                if isinstance(shape.get(end), (int, float)):
+                    shape[end] *= factor
+    for annotation in layout.get("annotations", []):
+        for offset in ("xshift", "yshift", "standoff"):
+            if isinstance(annotation.get(offset), (int, float)):
+                annotation[offset] *= factor
+
+
+def _legend_under_plot(data: dict, layout: dict, width_px: float) -> None:
+    """Move a legend from beside or above the plot to under the figure, in rows, with room for the rows it wraps
+    into."""
+    legend = layout["legend"]
+    names = [trace.get("name") or "" for trace in data.get("data", [])
+             if trace.get("showlegend", True) is not False and trace.get("name")]
+    if not names:
+        return
+    size = (legend.get("font") or {}).get("size", NARROW_FONT_SIZE)
+    entry_px = [(len(name) * _GLYPH_EM + 3) * size for name in names]  # the symbol and gap: three characters
+    rows, used = 1, 0.0
+    for entry in entry_px:
+        if used and used + entry > width_px:
+            rows, used = rows + 1, 0.0
+        used += entry
+    legend.update(orientation="h", x=0, xanchor="left", y=0, yanchor="bottom", yref="container")
+    margin = layout.setdefault("margin", {})
+    margin["b"] = int(margin.get("b", 40)) + int(rows * NARROW_BOTTOM_LEGEND_EM * size)

@@ -18,7 +18,9 @@ MIXED_COLOUR = "#555555"  # a link carrying several groups at once
 UNREACHED_OUTLINE = "#AAAAAA"
 _STAGE_SHORT_NAMES = ("1 row", "2 reshape", "3 transpose", "4 flatten")
 # Width in pixels the figures are laid out for (Streamlit's wide layout on a projector is ~1100-1800).
-_PLOT_WIDTH_PX = 1100
+PLOT_WIDTH_PX = 1100
+NARROW_PLOT_WIDTH_PX = 340  # a phone's screen, less the page's paddings
+_VERTICAL_LEGEND_PX = 80  # Figure 1's legend in two rows under a phone's figure
 
 
 def text_colour_on(fill: str) -> str:
@@ -54,28 +56,40 @@ def _animation_traces(animation: ShuffleAnimation, frame: int, marker_size: floa
     return traces
 
 
-def shuffle_animation_figure(animation: ShuffleAnimation, largest_marker_px: float = 36) -> go.Figure:
+def shuffle_animation_figure(animation: ShuffleAnimation, largest_marker_px: float = 36,
+                             vertical: bool = False, plot_width_px: float = PLOT_WIDTH_PX) -> go.Figure:
     """The shuffle as a plotly animation at a speaking pace: Play runs it from the first stage, moving the
     channels and holding each stage; Pause stops it; a slider jumps (gliding) to the four key stages. Each channel
     is a marker labelled with its index and coloured by its input group; markers of at most `largest_marker_px`
-    set the rows' spacing, so a smaller bound makes a shorter figure (a slide's)."""
+    set the rows' spacing, so a smaller bound makes a shorter figure (a slide's). `vertical` turns the picture a
+    quarter (the channels in a column, the groups side by side) for a screen too narrow for a row of channels,
+    and puts the slider under the buttons; `plot_width_px` is the width the figure gets."""
+    if vertical:  # mirrored on the anti-diagonal: a row becomes a column, the g x C/g grid g columns
+        animation = ShuffleAnimation(animation.channels, animation.groups,
+                                     tuple(-frame[:, ::-1] for frame in animation.positions), animation.key_frames,
+                                     animation.permutation)
     all_positions = np.concatenate(animation.positions)
-    x_unit_px = _PLOT_WIDTH_PX / (animation.channels + 2)
+    x_low, x_high = all_positions[:, 0].min() - 1, all_positions[:, 0].max() + 1
+    x_unit_px = plot_width_px / (x_high - x_low)
     marker_size = float(np.clip(0.85 * x_unit_px, 10, largest_marker_px))
     y_unit_px = max(marker_size / 0.85, 18)
-    x_low, x_high = all_positions[:, 0].min() - 1, all_positions[:, 0].max() + 1
     y_low, y_high = all_positions[:, 1].min() - 0.8, all_positions[:, 1].max() + 0.8
-    caption_at = (x_low + 0.5, y_high + 40 / y_unit_px)  # a caption line above the row of channels
-    height = int(200 + y_unit_px * (y_high - y_low))
+    caption_px = 40  # a caption line above the channels
+    caption_at = (x_low + 0.5, y_high + caption_px / y_unit_px)
+    controls_px = 150 if vertical else 90  # the buttons, and on a narrow screen the slider under them
+    title_px = 70
+    height = int(title_px + caption_px * 1.5 + y_unit_px * (y_high - y_low) + controls_px)
 
     frames = [dict(data=_animation_traces(animation, f, marker_size, caption_at), name=str(f))
               for f in range(len(animation.positions))]
     figure = go.Figure(dict(data=frames[0]["data"], frames=frames))
     glide = dict(mode="immediate", frame=dict(duration=900, redraw=False),
                  transition=dict(duration=800, easing="cubic-in-out"))
+    slider_at = dict(x=0.08, len=0.84, y=-0.02, pad=dict(t=60)) if vertical else \
+        dict(x=0.22, len=0.72, y=-0.02, pad=dict(t=10))
     figure.update_layout(
         xaxis=dict(range=[x_low, x_high], visible=False, fixedrange=True),
-        yaxis=dict(range=[y_low, caption_at[1] + 0.5 * 40 / y_unit_px], visible=False, fixedrange=True),
+        yaxis=dict(range=[y_low, caption_at[1] + 0.5 * caption_px / y_unit_px], visible=False, fixedrange=True),
         legend=dict(orientation="h", y=1.0, x=1, xanchor="right", yanchor="bottom"),
         updatemenus=[dict(
             type="buttons", direction="left", x=0, y=-0.02, xanchor="left", yanchor="top",
@@ -89,13 +103,12 @@ def shuffle_animation_figure(animation: ShuffleAnimation, largest_marker_px: flo
                                         transition=dict(duration=0))]),
             ])],
         sliders=[dict(
-            active=0, x=0.22, len=0.72, y=-0.02, yanchor="top", pad=dict(t=10),
-            currentvalue=dict(visible=False), font=dict(size=FONT_SIZE),
+            active=0, yanchor="top", currentvalue=dict(visible=False), font=dict(size=FONT_SIZE),
             steps=[dict(method="animate", label=name, args=[[str(key)], glide])
-                   for key, name in zip(animation.key_frames, _STAGE_SHORT_NAMES)])],
+                   for key, name in zip(animation.key_frames, _STAGE_SHORT_NAMES)], **slider_at)],
     )
     style(figure, f"Channel shuffle of C={animation.channels} channels in g={animation.groups} groups", height)
-    figure.update_layout(margin=dict(b=110))
+    figure.update_layout(margin=dict(t=title_px, b=controls_px))
     return figure
 
 
@@ -123,55 +136,88 @@ def _reach_colours(reach: torch.Tensor) -> list[str]:
     return [group_colour(int(row.nonzero()[0])) if int(row.sum()) == 1 else MIXED_COLOUR for row in reach]
 
 
-def layered_flow_figure(flows: Sequence[LayeredFlow], titles: Sequence[str]) -> go.Figure:
+def layered_flow_figure(flows: Sequence[LayeredFlow], titles: Sequence[str], vertical: bool = False) -> go.Figure:
     """Stacked group convolutions side by side (the paper's Figure 1). Each channel shows one small dot per
     input group, filled in that group's colour when information from the group can reach it; links are
-    coloured by the group they carry (grey: several)."""
+    coloured by the group they carry (grey: several). `vertical` draws for a narrow screen: the layers from left
+    to right, the channels down the page and the panels one under the other, so that every channel keeps room
+    for its dots."""
     groups, channels = flows[0].groups, flows[0].channels
-    # Each panel keeps its own y axis: its rows are its own layers ("shuffle" in one, "no shuffle" in another).
-    figure = make_subplots(rows=1, cols=len(flows), subplot_titles=list(titles),
-                           horizontal_spacing=0.1 if len(flows) > 1 else 0.04)
-    dot_spacing = 0.8 / groups
-    dot_size = float(np.clip(0.8 * dot_spacing * _PLOT_WIDTH_PX / len(flows) / (channels + 1), 6, 16))
+    layers = max(len(flow.layer_names) for flow in flows)
+    # Each panel keeps its own layer axis: its layers are its own ("shuffle" in one, "no shuffle" in another).
+    if vertical:
+        figure = make_subplots(rows=len(flows), cols=1, subplot_titles=list(titles), vertical_spacing=0.12)
+        channel_px = NARROW_PLOT_WIDTH_PX / (layers - 0.5) * 0.5  # a layer's column: half for the dots
+        dot_size = float(np.clip(0.8 * channel_px / groups, 6, 12))
+        row_px = max(dot_size + 10, 22)
+    else:
+        figure = make_subplots(rows=1, cols=len(flows), subplot_titles=list(titles),
+                               horizontal_spacing=0.15 if len(flows) > 1 else 0.04)  # room for the row labels
+        dot_size = float(np.clip(0.8 * 0.8 / groups * PLOT_WIDTH_PX / len(flows) / (channels + 1), 6, 16))
+    dot_spacing = 0.8 / groups if not vertical else 0.5 / groups
+
     legend_has_unreached = False
-    traces, columns = [], []  # added in one call: one graph object per trace costs more than the rest
-    for column, flow in enumerate(flows, start=1):
+    traces, cells = [], []  # added in one call: one graph object per trace costs more than the rest
+    for panel, flow in enumerate(flows, start=1):
+        cell = (panel, 1) if vertical else (1, panel)
         for layer, link in enumerate(flow.links):
             for colour, (xs, ys) in _link_segments(link, -layer, -(layer + 1),
                                                    _reach_colours(flow.reach[layer])).items():
-                traces.append(dict(type="scatter", x=xs, y=ys, mode="lines", line=dict(color=colour, width=1.5),
-                                   opacity=0.55, hoverinfo="skip", showlegend=False))
-                columns.append(column)
+                if vertical:  # layers from left to right, channels down the page
+                    xs, ys = [None if y is None else -y for y in ys], [None if x is None else -x for x in xs]
+                traces.append(dict(type="scatter", x=xs, y=ys, mode="lines",
+                                   line=dict(color=colour, width=1.5), opacity=0.55, hoverinfo="skip",
+                                   showlegend=False))
+                cells.append(cell)
         # Reached dots first, so the legend lists the groups before the one "not reached" entry.
         for reached, group in [(True, g) for g in range(groups)] + [(False, g) for g in range(groups)]:
             layer_index, channel = np.nonzero(np.stack([r[:, group].numpy() == reached for r in flow.reach]))
             if not len(channel):
                 continue
+            offset = (group - (groups - 1) / 2) * dot_spacing
+            x, y = (layer_index + offset, -channel) if vertical else (channel + offset, -layer_index)
             traces.append(dict(
-                type="scatter", x=channel + (group - (groups - 1) / 2) * dot_spacing, y=-layer_index,
+                type="scatter", x=x, y=y,
                 mode="markers", marker=dict(size=dot_size, color=group_colour(group) if reached else "#FFFFFF",
                                             line=dict(width=1.5, color="#000000" if reached else UNREACHED_OUTLINE)),
                 name=f"hears group {group + 1}" if reached else "group not reached",
                 legendgroup=f"{group}" if reached else "none",
-                showlegend=column == 1 and (reached or not legend_has_unreached),
+                showlegend=panel == 1 and (reached or not legend_has_unreached),
                 hovertemplate=f"{'hears' if reached else 'does not hear'} group {group + 1}<extra></extra>"))
-            columns.append(column)
-            legend_has_unreached = legend_has_unreached or (column == 1 and not reached)
-    figure.add_traces(traces, rows=[1] * len(traces), cols=columns)
-    rows = max(len(flow.layer_names) for flow in flows)
-    for column, flow in enumerate(flows, start=1):
-        figure.update_yaxes(tickvals=[-k for k in range(len(flow.layer_names))], ticktext=list(flow.layer_names),
-                            range=[-(rows - 1) - 0.5, 0.5], row=1, col=column)
-    figure.update_yaxes(fixedrange=True, showgrid=False, zeroline=False)
-    figure.update_xaxes(range=[-0.8, channels - 0.2], showticklabels=False, showgrid=False, zeroline=False,
-                        fixedrange=True)
+            cells.append(cell)
+            legend_has_unreached = legend_has_unreached or (panel == 1 and not reached)
+    figure.add_traces(traces, rows=[r for r, _ in cells], cols=[c for _, c in cells])
+    for panel, flow in enumerate(flows, start=1):
+        names = range(len(flow.layer_names))
+        tickfont = dict(size=FONT_SIZE)  # a set size, which the projector's styling enlarges with the rest
+        if vertical:  # the layers' names under their columns, a word a line
+            figure.update_xaxes(tickvals=list(names), ticktext=[n.replace(" ", "<br>") for n in flow.layer_names],
+                                range=[-0.5, (layers - 1) + 0.5], side="bottom", tickfont=tickfont, row=panel, col=1)
+        else:
+            figure.update_yaxes(tickvals=[-k for k in names], ticktext=list(flow.layer_names),
+                                range=[-(layers - 1) - 0.5, 0.5], tickfont=tickfont, row=1, col=panel)
+    channel_axes = dict(range=[-(channels - 1) - 0.8, 0.8] if vertical else [-0.8, channels - 0.2],
+                        showticklabels=False, showgrid=False, zeroline=False, fixedrange=True)
+    layer_axes = dict(fixedrange=True, showgrid=False, zeroline=False)
+    if vertical:
+        figure.update_yaxes(**channel_axes)
+        figure.update_xaxes(**layer_axes)
+    else:
+        figure.update_xaxes(**channel_axes)
+        figure.update_yaxes(**layer_axes)
     figure.update_layout(legend=dict(orientation="h", y=-0.05, yanchor="top", x=0))
     figure.update_annotations(font=dict(size=FONT_SIZE + 4))  # the panel titles
-    return style(figure, None, 170 + 95 * rows)
+    if vertical:  # the legend at the bottom of the figure, under the last panel's layer names
+        panel_px = channels * row_px + 90  # the layers' names under it and the panel's title above it
+        style(figure, None, len(flows) * panel_px + _VERTICAL_LEGEND_PX)
+        figure.update_layout(legend=dict(yref="container", y=0, yanchor="bottom"),
+                             margin=dict(b=_VERTICAL_LEGEND_PX + 20))
+        return figure
+    return style(figure, None, 170 + 95 * layers)
 
 
 def permutation_wiring_figure(permutation: torch.Tensor, groups: int, title: str,
-                              plot_width_px: int = _PLOT_WIDTH_PX) -> go.Figure:
+                              plot_width_px: int = PLOT_WIDTH_PX) -> go.Figure:
     """Where each channel goes in a shuffle: the top row before, the bottom row after, one line per
     channel from in[perm[i]] to out[i], coloured by the input group it comes from. Markers are sized for
     a plot about `plot_width_px` wide (less in a column)."""

@@ -4,7 +4,8 @@ Each check is a function of a folder, run on the repository and, to show that it
 for the test that breaks its rule.
 
 The layers: `shufflenet_viz` computes (no Streamlit), `ui` is the Streamlit layer, `pages/*.py` are thin scripts
-over it and `app.py` is the frame. The project's modules import each other without a cycle, counting every
+over it and `app.py` is the frame; `serving` runs the app for a class (replicas, load balancer, supervisor, and a
+client of Streamlit's protocol). The project's modules import each other without a cycle, counting every
 import wherever it stands (a function-level import closes a cycle as surely as one at the top of a file).
 """
 
@@ -22,13 +23,16 @@ LIBRARY = "shufflenet_viz"
 STREAMLIT_LAYER = "ui"
 PAGES = "pages"
 FRAME = "app.py"
-MODULE_LINES_MAX = 600  # a module of shufflenet_viz/ or ui/
+SERVING = "serving"
+PACKAGES = (STREAMLIT_LAYER, LIBRARY, SERVING)
+MODULE_LINES_MAX = 600  # a module of shufflenet_viz/, ui/ or serving/
 PAGE_LINES_MAX = 120  # a page script: it lays out what ui/ computes and draws
 # What the repository root holds, besides dot-entries (.ci/, .streamlit/, .gitignore).
-ROOT_ENTRIES = {FRAME, PAGES, STREAMLIT_LAYER, LIBRARY, "weights", "tests", "bench", "samples", "assets",
-                "requirements.txt", "requirements-test.txt", "Makefile", "README.md", "pyproject.toml"}
-# The tests and the benchmarks drive the app through Streamlit's own tools (AppTest, its config and protocol).
-STREAMLIT_ALLOWED = (FRAME, f"{PAGES}/", f"{STREAMLIT_LAYER}/", "tests/", "bench/")
+ROOT_ENTRIES = {FRAME, PAGES, STREAMLIT_LAYER, LIBRARY, SERVING, "deploy", "weights", "tests", "bench", "samples",
+                "assets", "requirements.txt", "requirements-test.txt", "Makefile", "README.md", "pyproject.toml"}
+# The tests, the benchmarks and the serving package drive the app through Streamlit's own tools (AppTest, its
+# config, its protocol's messages).
+STREAMLIT_ALLOWED = (FRAME, f"{PAGES}/", f"{STREAMLIT_LAYER}/", f"{SERVING}/", "tests/", "bench/")
 # Every figure reaches the screen through ui.display.show: the only caller of st.plotly_chart.
 PLOTLY_CHART_MODULE = f"{STREAMLIT_LAYER}/display.py"
 
@@ -54,11 +58,12 @@ def unexpected_root_entries(root: Path) -> list[str]:
 
 
 def project_modules(root: Path) -> dict[str, Path]:
-    """Module name -> file of every module of the project: app.py, pages/*.py, ui/** and shufflenet_viz/**.
+    """Module name -> file of every module of the project: app.py, pages/*.py, ui/**, shufflenet_viz/** and
+    serving/**.
     A package is named by its `__init__.py` (`ui`), a page by its folder (`pages.lesson`)."""
     files = [root / FRAME] if (root / FRAME).is_file() else []
     files += sorted((root / PAGES).glob("*.py"))
-    for package in (STREAMLIT_LAYER, LIBRARY):
+    for package in PACKAGES:
         files += sorted((root / package).rglob("*.py"))
     modules = {}
     for path in files:
@@ -234,14 +239,14 @@ def plotly_chart_uses(root: Path) -> list[str]:
 
 def test_the_project_modules_import_each_other_without_a_cycle():
     graph, modules = import_graph(ROOT), project_modules(ROOT)
-    assert {FRAME.removesuffix(".py"), STREAMLIT_LAYER, f"{STREAMLIT_LAYER}.display", LIBRARY} <= set(graph)
+    assert {FRAME.removesuffix(".py"), STREAMLIT_LAYER, f"{STREAMLIT_LAYER}.display", LIBRARY, SERVING} <= set(graph)
     assert sum(len(edges) for edges in graph.values()) > len(graph)  # the graph sees the imports
     cycles = [describe_cycle(cycle, graph, modules, ROOT) for cycle in import_cycles(graph)]
     assert cycles == [], "import cycles:\n" + "\n".join(cycles)
 
 
-def test_no_module_of_the_library_or_the_streamlit_layer_is_over_600_lines():
-    assert long_files(ROOT, (LIBRARY, STREAMLIT_LAYER), MODULE_LINES_MAX) == []
+def test_no_module_of_the_library_the_streamlit_layer_or_serving_is_over_600_lines():
+    assert long_files(ROOT, PACKAGES, MODULE_LINES_MAX) == []
 
 
 def test_no_page_is_over_120_lines():

@@ -140,7 +140,8 @@ def test_figure_names_every_node_and_reads_a_click():
     figure = unit_diagram_figure(diagram, selected="shuffle")
     markers = next(trace for trace in figure.data if trace.name == "nodes")
     assert [row[0] for row in markers.customdata] == [node.key for node in diagram.nodes]
-    texts = " ".join(t for trace in figure.data if trace.mode == "text" for t in trace.text)
+    texts = " ".join([t for trace in figure.data if trace.mode == "text" for t in trace.text]
+                     + [note.text for note in figure.layout.annotations])  # the notes beside the boxes
     assert "Channel Shuffle" in texts and "3x3 AVG Pool" in texts and "Concat ReLU" in texts
     assert "216x8x8" in texts and "276.5 k MACs" in texts  # expand conv: 60/3 x 216 x 8 x 8 multiply-adds
     assert node_at({"selection": {"points": [{"customdata": ["depthwise_conv", "x"]}]}}) == "depthwise_conv"

@@ -98,6 +98,22 @@ def wait_until_idle(page, timeout_ms: int = PAGE_TIMEOUT_MS) -> None:
     raise AssertionError(f"the app was still running after {timeout_ms / 1000:.0f} s")
 
 
+def open_with_photo(browser, url: str, photo: Path, width: int = 1400, height: int = 900):
+    """A new page of `browser` at `url`, with `photo` uploaded through the sidebar's uploader and the app idle."""
+    from playwright.sync_api import expect
+
+    page = browser.new_page(viewport={"width": width, "height": height})
+    page.set_default_timeout(PAGE_TIMEOUT_MS)
+    page.goto(url, wait_until="domcontentloaded")
+    sidebar = page.get_by_test_id("stSidebar")
+    expect(sidebar.get_by_test_id("stFileUploader")).to_be_visible(timeout=PAGE_TIMEOUT_MS)
+    wait_until_idle(page)
+    sidebar.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(photo))
+    expect(sidebar.get_by_test_id("stImage")).to_contain_text(photo.name, timeout=PAGE_TIMEOUT_MS)
+    wait_until_idle(page)
+    return page
+
+
 def assert_no_exception(page, where: str, log_path: Path) -> None:
     shown = page.locator('[data-testid="stException"]')
     texts = [shown.nth(i).inner_text() for i in range(shown.count())]
@@ -233,15 +249,8 @@ def test_every_view_of_the_explore_pages_in_chromium(server, cifar_pair):
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
         try:
-            page = browser.new_page(viewport={"width": 1600, "height": 1000})
-            page.set_default_timeout(PAGE_TIMEOUT_MS)
-            page.goto(f"{url}/feature_maps", wait_until="domcontentloaded")
+            page = open_with_photo(browser, f"{url}/feature_maps", photo, 1600, 1000)
             sidebar = page.get_by_test_id("stSidebar")
-            expect(sidebar.get_by_test_id("stFileUploader")).to_be_visible(timeout=PAGE_TIMEOUT_MS)
-            wait_until_idle(page)
-            sidebar.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(photo))
-            expect(sidebar.get_by_test_id("stImage")).to_contain_text(photo.name, timeout=PAGE_TIMEOUT_MS)
-            wait_until_idle(page)
 
             # Feature maps: every point of a unit (grid and the large channel per model), then the stem.
             for point, label in POINT_LABELS.items():
