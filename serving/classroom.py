@@ -1,15 +1,22 @@
 """What a simulated class does and how its actions are summed up (no Locust here: importing Locust patches the
 importing process with gevent, so serving.classroom_load, its runner, is run as a process of its own).
 
-A student opens the app, uploads a photo of its own through `/_stcore/upload_file` (the rerun that reads it is
-timed too), then visits Classify, Feature maps, Attributions (Saliency) and Information flow in turn, thinking
-between visits. Every action is one script run, timed from its rerun request to its `script_finished` message.
+The round: a student opens the app, uploads a photo of its own through `/_stcore/upload_file` (the rerun that
+reads it is timed too), then visits Classify, Feature maps, Attributions (Saliency) and Information flow in turn,
+thinking between visits. Every action is one script run, timed from its rerun request to its `script_finished` message.
+
+The gallery: a student joins a room by its code, accepts the notice, sends one photo of its own (student_photo)
+and stays silent while the class goes on.
 """
 
 from __future__ import annotations
 
+import io
+import random
 import statistics
 from pathlib import Path
+
+from PIL import Image, ImageOps
 
 ROOT = Path(__file__).resolve().parent.parent
 PHOTOS = sorted((ROOT / "samples").glob("*.jpg"))
@@ -22,6 +29,27 @@ VISITS = (("classify", "classify", ""), ("feature_maps", "feature_maps", ""),
 FIRST_ACTIONS = ("open", "upload")
 THINK_S = (2.0, 6.0)  # seconds a student looks at a page before the next action
 ACTION_TIMEOUT_S = 120.0
+
+# The gallery scenario, as ui/gallery.py shows it to a student who joins with `?code=<room code>`.
+GALLERY_PAGE = "gallery"
+GALLERY_NOTICE = "Avoid faces"
+GALLERY_NOTICE_OK_KEY = "gallery_notice_ok"
+GALLERY_UPLOAD_KEY = "gallery_upload_0"  # the uploader of a student who has sent nothing yet
+GALLERY_SENT = "Sent. It is on the projector now."
+
+
+def student_photo(index: int) -> bytes:
+    """A different photo per student: a sample, mirrored or not, cropped at random (seeded by `index`)."""
+    generator = random.Random(index)
+    image = Image.open(PHOTOS[index % len(PHOTOS)]).convert("RGB")
+    if generator.random() < 0.5:
+        image = ImageOps.mirror(image)
+    width, height = image.size
+    left, top = generator.randint(0, width // 5), generator.randint(0, height // 5)
+    image = image.crop((left, top, left + width * 4 // 5, top + height * 4 // 5))
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=90)
+    return buffer.getvalue()
 
 
 def percentile(values: list[float], share: float) -> float:
