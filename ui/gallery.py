@@ -28,7 +28,7 @@ from .models import loaded_models
 from .picture import UPLOAD_TYPES, use_picture
 
 TEACHER_PARAM, SHOW_PARAM, CODE_PARAM = "teacher", "show", "code"
-GRID_POLL_S = 2  # the projected grid asks for the room's version this often (a run of 60 photos: ~0.1 s)
+GRID_POLL_S = 1  # the projected grid asks for the room's version this often (a run of 60 photos: ~0.1 s)
 QUEUE_POLL_S = 3  # the teacher's queue, likewise
 GRID_COLUMNS = 5  # 60 photos in 12 rows; a cell keeps "g=3: airplane 30%" on one line at projector type
 QUEUE_COLUMNS = 4
